@@ -1,0 +1,360 @@
+"""LiteFlowNet (Hui, Tang, Loy, "LiteFlowNet: A Lightweight Convolutional Neural Network for
+Optical Flow Estimation", CVPR 2018), as published; see DESIGN.md section 3.
+
+Two sub-networks:
+
+- :class:`NetC`, a 6-level feature pyramid shared by both images (strides 1..32);
+- NetE, a cascaded decoder run from level 6 (stride 32) down to level 2 (stride 2). At each
+  level k it runs :class:`Matching` (M: f-warp + correlation -> flow residual),
+  :class:`SubPixel` (S: f-warp again -> sub-pixel residual) and :class:`Regularization`
+  (R: f-lcon, a feature-driven local convolution that smooths the flow while keeping its
+  boundaries).
+
+Flow inside NetE is carried in units of *full-resolution pixels / 20* (the paper's scaling of
+the ground truth); to warp at level k it is multiplied by ``20 / 2 ** (k - 1)``.
+
+I/O contract (:meth:`LiteFlowNet.forward`): two images (B, 3, H, W), RGB, either uint8 in
+[0, 255] or float in [0, 1], any H, W >= 32. They are resized to multiples of 32 internally;
+the returned flow is (B, 2, H, W) float32 in pixels of the input resolution, channel 0 = x
+(right), channel 1 = y (down), mapping image1 pixels to image2.
+
+For streaming (the ROS node) the two halves are exposed separately: :meth:`encode` runs the
+preprocessing and NetC once per frame, :meth:`estimate` runs NetE on two encodings, so each
+frame's features are computed once and kept for the next pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..ops.correlation import correlation
+from ..ops.resize import multiple_size, resize_images
+from ..ops.warp import warp
+
+#: Levels of NetE, coarse to fine (level k has stride 2 ** (k - 1)).
+LEVELS = (6, 5, 4, 3, 2)
+#: NetC output channels per level (1..6).
+FEATURE_CHANNELS = {1: 32, 2: 32, 3: 64, 4: 96, 5: 128, 6: 192}
+#: Flow is regressed as pixels / FLOW_SCALE (paper, section 4: ground truth divided by 20).
+FLOW_SCALE = 20.0
+#: Last kernel of M and S, and the f-lcon window k, per level (paper, table 1 / deploy file).
+KERNEL = {2: 7, 3: 5, 4: 5, 5: 3, 6: 3}
+#: Per-channel RGB mean subtracted from [0, 1] images (the published model's BGR means, reversed).
+RGB_MEAN = (0.454, 0.434, 0.411)
+
+
+def warp_scale(level: int) -> float:
+    """Factor turning NetE flow units (pixels / 20) into pixels of ``level``: 20 / 2^(k-1)."""
+    return FLOW_SCALE / 2 ** (level - 1)
+
+
+def conv(in_channels: int, out_channels: int, kernel, stride: int = 1, activate: bool = True) -> nn.Module:
+    """Convolution with 'same' padding, followed by LeakyReLU(0.1) unless it outputs flow/distances."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    layer = nn.Conv2d(in_channels, out_channels, (kh, kw), stride=stride, padding=(kh // 2, kw // 2))
+    if not activate:
+        return layer
+    return nn.Sequential(layer, nn.LeakyReLU(0.1, inplace=False))
+
+
+def upsample_flow_layer() -> nn.ConvTranspose2d:
+    """x2 flow upsampling between levels: grouped 4x4 stride-2 transposed conv, no bias."""
+    return nn.ConvTranspose2d(2, 2, 4, stride=2, padding=1, groups=2, bias=False)
+
+
+class NetC(nn.Module):
+    """Feature pyramid (paper, section 3: "NetC"); weights shared by both images.
+
+    Input (B, 3, H, W) normalised image with H, W multiples of 32. Output: a tuple of 6 feature
+    maps, level k being (B, FEATURE_CHANNELS[k], H / 2^(k-1), W / 2^(k-1)).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.level1 = conv(3, 32, 7)
+        self.level2 = nn.Sequential(conv(32, 32, 3, 2), conv(32, 32, 3), conv(32, 32, 3))
+        self.level3 = nn.Sequential(conv(32, 64, 3, 2), conv(64, 64, 3))
+        self.level4 = nn.Sequential(conv(64, 96, 3, 2), conv(96, 96, 3))
+        self.level5 = conv(96, 128, 3, 2)
+        self.level6 = conv(128, 192, 3, 2)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = []
+        x = image
+        for stage in (self.level1, self.level2, self.level3, self.level4, self.level5, self.level6):
+            x = stage(x)
+            features.append(x)
+        return tuple(features)
+
+
+class Matching(nn.Module):
+    """Descriptor matching M at one level: coarse flow from a feature cost volume.
+
+    Levels 4-6 correlate every pixel over displacements -3..3; levels 2-3 correlate on a
+    stride-2 grid with displacements in steps of 2 (reach 6 px) and upsample the 49-channel
+    cost volume x2 with a 49-group transposed conv. At level 2 the 32-channel features first
+    pass a 1x1 conv to 64 channels.
+    """
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+        self.feat = conv(32, 64, 1) if level == 2 else nn.Identity()
+        self.upflow = upsample_flow_layer() if level < 6 else None
+        self.upcorr = nn.ConvTranspose2d(49, 49, 4, stride=2, padding=1, groups=49, bias=False) if level <= 3 else None
+        self.main = nn.Sequential(
+            nn.LeakyReLU(0.1),
+            conv(49, 128, 3),
+            conv(128, 64, 3),
+            conv(64, 32, 3),
+            conv(32, 2, KERNEL[level], activate=False),
+        )
+
+    def forward(self, feat1: torch.Tensor, feat2: torch.Tensor, flow: torch.Tensor | None) -> torch.Tensor:
+        """feat1, feat2: (B, C_k, h, w); flow: (B, 2, h/2, w/2) from level k+1 or None at level 6.
+        Returns (B, 2, h, w) flow in NetE units (pixels / 20)."""
+        feat1 = self.feat(feat1)
+        feat2 = self.feat(feat2)
+        if flow is not None:
+            flow = self.upflow(flow)
+            feat2 = warp(feat2, flow * warp_scale(self.level))
+        if self.upcorr is not None:
+            cost = self.upcorr(correlation(feat1, feat2, max_displacement=3, stride=2))
+        else:
+            cost = correlation(feat1, feat2, max_displacement=3, stride=1)
+        residual = self.main(cost)
+        return residual if flow is None else flow + residual
+
+
+class SubPixel(nn.Module):
+    """Sub-pixel refinement S at one level: a residual from [feat1, f-warp(feat2), flow]."""
+
+    IN_CHANNELS = {2: 130, 3: 130, 4: 194, 5: 258, 6: 386}
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+        self.feat = conv(32, 64, 1) if level == 2 else nn.Identity()
+        self.main = nn.Sequential(
+            conv(self.IN_CHANNELS[level], 128, 3),
+            conv(128, 64, 3),
+            conv(64, 32, 3),
+            conv(32, 2, KERNEL[level], activate=False),
+        )
+
+    def forward(self, feat1: torch.Tensor, feat2: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """feat1, feat2: (B, C_k, h, w); flow: (B, 2, h, w) NetE units. Returns refined flow."""
+        feat1 = self.feat(feat1)
+        feat2 = warp(self.feat(feat2), flow * warp_scale(self.level))
+        return flow + self.main(torch.cat([feat1, feat2, flow], dim=1))
+
+
+def neighbourhood(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, 1, H, W) -> (B, k*k, H, W): the k x k neighbours of every pixel (zero outside),
+    row-major over the window. Slices instead of F.unfold so the ONNX export stays plain."""
+    pad = k // 2
+    padded = F.pad(x, (pad, pad, pad, pad))
+    height, width = x.shape[-2:]
+    return torch.cat([padded[:, :, dy : dy + height, dx : dx + width] for dy in range(k) for dx in range(k)], dim=1)
+
+
+class Regularization(nn.Module):
+    """Flow regularization R at one level: the feature-driven local convolution (f-lcon).
+
+    A trunk on [brightness error, mean-free flow, image-1 features] predicts k^2 distances D
+    per pixel; ``g = exp(-D^2)`` normalised over the window is the local filter, applied to
+    each flow channel's neighbourhood with a learned 1x1 conv per channel (paper, eq. 6-8).
+    """
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+        k = KERNEL[level]
+        self.k = k
+        self.feat = conv(FEATURE_CHANNELS[level], 128, 1) if level < 5 else nn.Identity()
+        self.main = nn.Sequential(
+            conv(131 if level < 6 else 195, 128, 3),
+            conv(128, 128, 3),
+            conv(128, 64, 3),
+            conv(64, 64, 3),
+            conv(64, 32, 3),
+            conv(32, 32, 3),
+        )
+        if level < 5:  # separable k x 1 then 1 x k at the fine levels (deploy definition)
+            self.dist = nn.Sequential(conv(32, k * k, (k, 1), activate=False), conv(k * k, k * k, (1, k), activate=False))
+        else:
+            self.dist = conv(32, k * k, k, activate=False)
+        self.scale_x = nn.Conv2d(k * k, 1, 1)
+        self.scale_y = nn.Conv2d(k * k, 1, 1)
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor, feat1: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """image1, image2: (B, 3, h, w) normalised images at this level; feat1: (B, C_k, h, w);
+        flow: (B, 2, h, w) NetE units. Returns the regularized flow (B, 2, h, w)."""
+        warped = warp(image2, flow * warp_scale(self.level))
+        # The epsilon keeps sqrt's gradient finite where the images agree exactly.
+        brightness = ((image1 - warped).square().sum(1, keepdim=True) + 1e-8).sqrt()
+        mean_free = flow - flow.mean(dim=(2, 3), keepdim=True)
+        trunk = self.main(torch.cat([brightness, mean_free, self.feat(feat1)], dim=1))
+        neg_sq = -self.dist(trunk).square()
+        # exp(-D^2) normalised over the window; subtracting the max is exact and avoids underflow.
+        weights = (neg_sq - neg_sq.amax(dim=1, keepdim=True)).exp()
+        inv_sum = 1.0 / weights.sum(dim=1, keepdim=True)
+        u = self.scale_x(weights * neighbourhood(flow[:, 0:1], self.k)) * inv_sum
+        v = self.scale_y(weights * neighbourhood(flow[:, 1:2], self.k)) * inv_sum
+        return torch.cat([u, v], dim=1)
+
+
+@dataclass
+class FrameEncoding:
+    """What NetE needs of one frame, computed once by :meth:`LiteFlowNet.encode`.
+
+    features: NetC outputs of levels 2..6, level k (B, FEATURE_CHANNELS[k], H'/2^(k-1), W'/2^(k-1)).
+    images: the normalised image resized to levels 2..6, (B, 3, H'/2^(k-1), W'/2^(k-1)).
+    input_size: (H, W) of the image before resizing to (H', W') multiples of 32.
+    """
+
+    features: dict
+    images: dict
+    input_size: tuple
+
+    @property
+    def batch(self) -> int:
+        return self.features[2].shape[0]
+
+    @staticmethod
+    def cat(encodings: list["FrameEncoding"]) -> "FrameEncoding":
+        """Concatenate encodings of the same size along the batch dimension."""
+        sizes = {e.input_size for e in encodings}
+        if len(sizes) != 1:
+            raise ValueError(f"cannot batch encodings of different input sizes {sorted(sizes)}")
+        return FrameEncoding(
+            features={k: torch.cat([e.features[k] for e in encodings]) for k in encodings[0].features},
+            images={k: torch.cat([e.images[k] for e in encodings]) for k in encodings[0].images},
+            input_size=encodings[0].input_size,
+        )
+
+
+class LiteFlowNet(nn.Module):
+    """LiteFlowNet: NetC + NetE (levels 6..2), 5.38 M parameters.
+
+    Args:
+        finest_level: the last NetE level to run. 2 (default) is the published network (flow
+            at 1/2 resolution, upsampled); 3 stops at 1/4 resolution, skipping the most
+            expensive level (see docs/results.md for the measured cost). The parameters of
+            all levels exist either way, so one checkpoint serves both settings.
+    """
+
+    def __init__(self, finest_level: int = 2) -> None:
+        super().__init__()
+        if finest_level not in LEVELS:
+            raise ValueError(f"finest_level must be one of {LEVELS}, got {finest_level}")
+        self.finest_level = finest_level
+        self.netc = NetC()
+        # Registered fine to coarse (2..6), the order of the published deploy definition, so a
+        # foreign state dict can be matched by position (see weights.import_state_dict).
+        order = sorted(LEVELS)
+        self.matching = nn.ModuleDict({f"level{k}": Matching(k) for k in order})
+        self.subpixel = nn.ModuleDict({f"level{k}": SubPixel(k) for k in order})
+        self.regularization = nn.ModuleDict({f"level{k}": Regularization(k) for k in order})
+        self.register_buffer("rgb_mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def active_levels(self) -> tuple[int, ...]:
+        return tuple(k for k in LEVELS if k >= self.finest_level)
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB uint8 [0, 255] or float [0, 1] -> (B, 3, H', W') float, mean-free,
+        H', W' the next multiples of 32."""
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(image.shape)}")
+        height, width = image.shape[-2:]
+        if height < 32 or width < 32:
+            raise ValueError(f"images must be at least 32x32 pixels, got {height}x{width}")
+        dtype = self.rgb_mean.dtype
+        if image.dtype == torch.uint8:
+            image = image.to(dtype) * (1.0 / 255.0)
+        else:
+            image = image.to(dtype)
+        image = image - self.rgb_mean
+        return resize_images(image, multiple_size(height, width, 32))
+
+    def encode(self, image: torch.Tensor) -> FrameEncoding:
+        """Preprocess one batch of frames and run NetC. image: see :meth:`preprocess`."""
+        size = tuple(image.shape[-2:])
+        x = self.preprocess(image)
+        pyramid = self.netc(x)
+        features = {k: pyramid[k - 1] for k in LEVELS}
+        images = {}
+        for k in LEVELS:
+            images[k] = F.interpolate(x, size=features[k].shape[-2:], mode="bilinear", align_corners=False)
+        return FrameEncoding(features=features, images=images, input_size=size)
+
+    def decode(self, first: FrameEncoding, second: FrameEncoding) -> list[torch.Tensor]:
+        """Run NetE. Returns the flow of every active level, coarse to fine, each
+        (B, 2, H'/2^(k-1), W'/2^(k-1)) in NetE units (pixels of the resized input / 20)."""
+        if first.input_size != second.input_size or first.batch != second.batch:
+            raise ValueError(
+                f"frames differ: {first.input_size} x{first.batch} vs {second.input_size} x{second.batch}"
+            )
+        flow = None
+        flows = []
+        for k in self.active_levels:
+            key = f"level{k}"
+            feat1, feat2 = first.features[k], second.features[k]
+            flow = self.matching[key](feat1, feat2, flow)
+            flow = self.subpixel[key](feat1, feat2, flow)
+            flow = self.regularization[key](first.images[k], second.images[k], feat1, flow)
+            flows.append(flow)
+        return flows
+
+    def to_pixels(self, finest: torch.Tensor, input_size: tuple) -> torch.Tensor:
+        """Finest NetE flow (units pixels/20 of the resized input) -> (B, 2, H, W) pixels of the input."""
+        height, width = input_size
+        padded_h, padded_w = multiple_size(height, width, 32)
+        flow = F.interpolate(finest * FLOW_SCALE, size=(height, width), mode="bilinear", align_corners=False)
+        if (padded_h, padded_w) == (height, width):
+            return flow
+        scale = torch.tensor([width / padded_w, height / padded_h], dtype=flow.dtype, device=flow.device)
+        return flow * scale.view(1, 2, 1, 1)
+
+    def estimate(self, first: FrameEncoding, second: FrameEncoding) -> torch.Tensor:
+        """Flow first -> second, (B, 2, H, W) pixels, from two encodings."""
+        return self.to_pixels(self.decode(first, second)[-1], first.input_size)
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor, return_levels: bool = False):
+        """Estimate optical flow from image1 to image2.
+
+        Args:
+            image1, image2: (B, 3, H, W) RGB, uint8 [0, 255] or float [0, 1], H, W >= 32.
+            return_levels: also return every level's flow (for the multi-scale training loss).
+
+        Returns:
+            flow (B, 2, H, W) float pixels; with ``return_levels`` a tuple
+            ``(flow, levels)`` where ``levels`` is the list of :meth:`decode`.
+        """
+        if image1.shape != image2.shape:
+            raise ValueError(f"image1 {tuple(image1.shape)} and image2 {tuple(image2.shape)} differ")
+        encoded = self.encode(torch.cat([image1, image2], dim=0))
+        batch = image1.shape[0]
+        first = FrameEncoding(
+            features={k: v[:batch] for k, v in encoded.features.items()},
+            images={k: v[:batch] for k, v in encoded.images.items()},
+            input_size=encoded.input_size,
+        )
+        second = FrameEncoding(
+            features={k: v[batch:] for k, v in encoded.features.items()},
+            images={k: v[batch:] for k, v in encoded.images.items()},
+            input_size=encoded.input_size,
+        )
+        levels = self.decode(first, second)
+        flow = self.to_pixels(levels[-1], first.input_size)
+        return (flow, levels) if return_levels else flow
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,202 @@
+"""lfn_ros checkpoints: save, load (safely), and import of other published layouts.
+
+A checkpoint is a plain dict loaded with ``torch.load(..., weights_only=True)``, so a weights
+file cannot run code (DESIGN.md section 4)::
+
+    {
+      "format": "lfn_ros-checkpoint", "format_version": 1,
+      "architecture": "LiteFlowNet", "parameter_count": 5381969,
+      "input": {"color": "RGB", "range": [0, 1], "mean": [...]},
+      "card": {...},            # free-form: training recipe, data, metrics
+      "state_dict": {...},      # model parameters (fp32, or fp16 in the shipped copy)
+      "training": {...},        # optional: optimizer, step, ... for resuming
+    }
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from .liteflownet import RGB_MEAN, LiteFlowNet, count_parameters
+
+FORMAT = "lfn_ros-checkpoint"
+FORMAT_VERSION = 1
+ARCHITECTURE = "LiteFlowNet"
+#: The checkpoint that ships with the package (trained by lfn_ros on synthetic data).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "liteflownet_synthetic.pt"
+
+log = logging.getLogger(__name__)
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing, unreadable, or not an lfn_ros LiteFlowNet checkpoint."""
+
+
+class UntrainedWarning(UserWarning):
+    """The network runs with random weights: its flow is noise."""
+
+
+def default_weights() -> Path | None:
+    """The shipped checkpoint, or None when the package has none."""
+    return DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None
+
+
+def save_checkpoint(path, model: LiteFlowNet, card: dict | None = None, training: dict | None = None, half: bool = False) -> Path:
+    """Write a checkpoint atomically (temporary file + rename, so a crash leaves no torn file).
+
+    Args:
+        path: destination file.
+        model: the network (its state is copied to the CPU).
+        card: metadata (recipe, data, metrics); stored as given, must be plain Python values.
+        training: optional resume state (optimizer state dict, step, ...).
+        half: store floating-point parameters as fp16 (the shipped copy: half the size).
+    """
+    path = Path(path)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        if half and tensor.is_floating_point():
+            tensor = tensor.half()
+        state[name] = tensor
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": ARCHITECTURE,
+        "parameter_count": count_parameters(model),
+        "input": {"color": "RGB", "range": [0.0, 1.0], "mean": list(RGB_MEAN)},
+        "card": dict(card or {}),
+        "state_dict": state,
+    }
+    if training is not None:
+        payload["training"] = training
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """Load and validate a checkpoint dict; raises WeightsError naming the file and the problem."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"weights file {path} does not exist")
+    if not path.is_file():
+        raise WeightsError(f"weights path {path} is not a file")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"weights file {path} is empty")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle with code in it, random bytes, ...
+        raise WeightsError(
+            f"weights file {path} could not be read as a safe torch checkpoint "
+            f"(truncated, corrupt, or containing code): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeightsError(
+            f"weights file {path} is not an lfn_ros checkpoint (no 'format': '{FORMAT}' entry); "
+            "for other LiteFlowNet layouts use lfn_ros.model.weights.import_state_dict"
+        )
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise WeightsError(f"weights file {path} has format version {payload['format_version']}, newer than this lfn_ros ({FORMAT_VERSION})")
+    if payload.get("architecture") != ARCHITECTURE:
+        raise WeightsError(f"weights file {path} holds architecture {payload.get('architecture')!r}, expected {ARCHITECTURE!r}")
+    if not isinstance(payload.get("state_dict"), dict):
+        raise WeightsError(f"weights file {path} has no state_dict")
+    return payload
+
+
+def apply_state_dict(model: LiteFlowNet, state: dict, source: str = "state dict") -> None:
+    """Copy parameters into ``model``, converting dtype; any missing, extra or misshapen
+    parameter raises WeightsError listing the first few."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if mismatched:
+            parts.append(f"{len(mismatched)} of the wrong shape (e.g. {'; '.join(mismatched[:3])})")
+        raise WeightsError(f"{source} does not fit LiteFlowNet: " + ", ".join(parts))
+    with torch.no_grad():
+        for name, tensor in own.items():
+            tensor.copy_(state[name].to(tensor.dtype))
+
+
+def load_model(weights="default", finest_level: int = 2, device="cpu") -> tuple[LiteFlowNet, dict]:
+    """Build LiteFlowNet and load weights.
+
+    Args:
+        weights: a checkpoint path; "default" for the shipped checkpoint; None for random
+            weights (warns loudly: the output is noise).
+        finest_level: see :class:`LiteFlowNet`.
+        device: torch device for the model.
+
+    Returns:
+        (model in eval mode on ``device``, card dict). The card has ``"trained": False`` and
+        ``"name": "untrained"`` when no weights were loaded.
+    """
+    model = LiteFlowNet(finest_level=finest_level)
+    if weights == "default":
+        weights = default_weights()
+        if weights is None:
+            log.warning("no shipped weights found at %s", DEFAULT_WEIGHTS)
+    if weights is None or weights == "":
+        message = (
+            "LiteFlowNet is running with RANDOM, UNTRAINED weights: its flow is noise. "
+            "Pass a checkpoint (--weights / weights parameter) or train one with `lfn-ros train`."
+        )
+        warnings.warn(message, UntrainedWarning, stacklevel=2)
+        log.warning(message)
+        card = {"name": "untrained", "trained": False}
+    else:
+        payload = read_checkpoint(weights)
+        apply_state_dict(model, payload["state_dict"], source=f"weights file {weights}")
+        card = dict(payload.get("card", {}))
+        card.setdefault("name", Path(weights).stem)
+        card["trained"] = True
+        card["path"] = str(weights)
+    return model.to(device).eval(), card
+
+
+def import_state_dict(foreign: dict, bgr_input: bool = True, model: LiteFlowNet | None = None) -> dict:
+    """Map a LiteFlowNet state dict of another layout onto ours, by position.
+
+    Published re-implementations register the same layers in the same order as the deploy
+    definition (NetC levels 1..6, then M, S, R each for levels 2..6, each module's
+    feature conv, upsampling, trunk, distance and scale convs in that order), only under other
+    names. We match parameters in order and require every shape to agree, so a layout that
+    differs in anything but names is refused rather than silently scrambled.
+
+    Args:
+        foreign: the other state dict (ordered as its model registered its parameters).
+        bgr_input: the source network expects BGR images (as the published Caffe model does):
+            swap the input channels of the first convolution so ours can take RGB.
+        model: the target (a fresh LiteFlowNet if None).
+
+    Returns:
+        A state dict with our names, ready for :func:`apply_state_dict`.
+    """
+    model = model or LiteFlowNet()
+    ours = [(k, v) for k, v in model.state_dict().items()]
+    theirs = [(k, v) for k, v in foreign.items() if torch.is_tensor(v) and v.is_floating_point()]
+    if len(ours) != len(theirs):
+        raise WeightsError(f"foreign state dict has {len(theirs)} parameter tensors, LiteFlowNet has {len(ours)}")
+    mapped = {}
+    for (name, mine), (their_name, tensor) in zip(ours, theirs):
+        if tuple(mine.shape) != tuple(tensor.shape):
+            raise WeightsError(f"shape mismatch mapping {their_name} {tuple(tensor.shape)} onto {name} {tuple(mine.shape)}")
+        mapped[name] = tensor.detach().clone()
+    if bgr_input:
+        first = "netc.level1.0.weight"
+        mapped[first] = mapped[first].flip(1)
+    return mapped
