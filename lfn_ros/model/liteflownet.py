@@ -284,8 +284,11 @@ class LiteFlowNet(nn.Module):
 
     def encode(self, image: torch.Tensor) -> FrameEncoding:
         """Preprocess one batch of frames and run NetC. image: see :meth:`preprocess`."""
-        size = tuple(image.shape[-2:])
-        x = self.preprocess(image)
+        return self.encode_preprocessed(self.preprocess(image), tuple(image.shape[-2:]))
+
+    def encode_preprocessed(self, x: torch.Tensor, input_size: tuple) -> FrameEncoding:
+        """Run NetC on the output of :meth:`preprocess`; ``input_size`` is the (H, W) before it."""
+        size = tuple(input_size)
         pyramid = self.netc(x)
         features = {k: pyramid[k - 1] for k in LEVELS}
         images = {}
