@@ -178,7 +178,8 @@ class FlowEngine:
         weights: checkpoint path, "default" (shipped weights) or None (random; warns).
         device: "cuda", "cuda:N" or "cpu"; CUDA falls back to the CPU with a warning.
         precision: "fp32", "fp16" or "bf16" (autocast; fp16 needs CUDA, else fp32 is used).
-        finest_level: 2 (published) or 3 (quarter resolution, faster).
+        finest_level: 2 (published) or 3 (quarter resolution, faster); None = the checkpoint's
+            recommendation (the finest level it was trained to), else 2.
         occlusion: compute the forward-backward occlusion mask (backward flow in the same batch).
         alpha, beta: thresholds of the occlusion check (Sundaram et al. 2010).
         scale, max_width: processing resolution relative to the input (see processing_size).
@@ -190,7 +191,7 @@ class FlowEngine:
         weights="default",
         device: str = "cuda",
         precision: str = "fp32",
-        finest_level: int = 2,
+        finest_level: int | None = None,
         occlusion: bool = True,
         alpha: float = DEFAULT_ALPHA,
         beta: float = DEFAULT_BETA,
@@ -211,13 +212,14 @@ class FlowEngine:
             model, self.card = load_model(weights, finest_level=finest_level, device=self.device)
         else:
             model = model.to(self.device).eval()
-            model.finest_level = finest_level
+            if finest_level is not None:
+                model.finest_level = finest_level
             self.card = {"name": "in-memory", "trained": True}
         self.model = model
         self.occlusion = occlusion
         self.alpha, self.beta = alpha, beta
         self.scale, self.max_width = scale, max_width
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reset() is also called from inside run()
         self._previous: FrameEncoding | None = None
         self._previous_stamp = None
         self._previous_seconds: float | None = None

@@ -132,20 +132,21 @@ def apply_state_dict(model: LiteFlowNet, state: dict, source: str = "state dict"
             tensor.copy_(state[name].to(tensor.dtype))
 
 
-def load_model(weights="default", finest_level: int = 2, device="cpu") -> tuple[LiteFlowNet, dict]:
+def load_model(weights="default", finest_level: int | None = None, device="cpu") -> tuple[LiteFlowNet, dict]:
     """Build LiteFlowNet and load weights.
 
     Args:
         weights: a checkpoint path; "default" for the shipped checkpoint; None for random
             weights (warns loudly: the output is noise).
-        finest_level: see :class:`LiteFlowNet`.
+        finest_level: see :class:`LiteFlowNet`; None takes the checkpoint card's
+            ``recommended_finest_level`` (the finest level it was trained to), else 2.
         device: torch device for the model.
 
     Returns:
         (model in eval mode on ``device``, card dict). The card has ``"trained": False`` and
         ``"name": "untrained"`` when no weights were loaded.
     """
-    model = LiteFlowNet(finest_level=finest_level)
+    model = LiteFlowNet(finest_level=finest_level or 2)
     if weights == "default":
         weights = default_weights()
         if weights is None:
@@ -165,6 +166,8 @@ def load_model(weights="default", finest_level: int = 2, device="cpu") -> tuple[
         card.setdefault("name", Path(weights).stem)
         card["trained"] = True
         card["path"] = str(weights)
+        if finest_level is None:
+            model.finest_level = int(card.get("recommended_finest_level", 2))
     return model.to(device).eval(), card
 
 
