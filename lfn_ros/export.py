@@ -1,0 +1,139 @@
+"""`lfn-ros export --onnx FILE`: LiteFlowNet as an ONNX graph for TensorRT (Jetson) and ONNX Runtime.
+
+The graph takes two RGB images of one fixed size, float32 in [0, 1], shape (1, 3, H, W), and
+returns ``flow`` (1, 2, H, W) in pixels (channel 0 = x, 1 = y), and with ``--occlusion`` also
+``occlusion`` (1, 1, H, W) bool from the forward-backward check computed in the same batch.
+TensorRT builds engines for fixed shapes anyway; export once per camera resolution.
+
+Everything is standard ONNX (opset 17): the correlation is pad/slice/mul/reduce, f-warp and
+the brightness warp are GridSample (opset 16+), f-lcon's neighbourhoods are slices.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .model.liteflownet import FrameEncoding, LiteFlowNet
+from .ops.occlusion import DEFAULT_ALPHA, DEFAULT_BETA, forward_backward_occlusion
+
+MIN_OPSET = 17
+
+
+class ExportableFlow(nn.Module):
+    """Pair-wise wrapper with the ONNX I/O contract above.
+
+    Args:
+        model: a LiteFlowNet (its finest_level is kept).
+        occlusion: also output the forward-backward occlusion mask.
+        alpha, beta: occlusion thresholds baked into the graph.
+    """
+
+    def __init__(self, model: LiteFlowNet, occlusion: bool = False, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA) -> None:
+        super().__init__()
+        self.model = model
+        self.occlusion = occlusion
+        self.alpha, self.beta = alpha, beta
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor):
+        encoded = self.model.encode(torch.cat([image1, image2], dim=0))
+        first = FrameEncoding({k: v[:1] for k, v in encoded.features.items()}, {k: v[:1] for k, v in encoded.images.items()}, encoded.input_size)
+        second = FrameEncoding({k: v[1:] for k, v in encoded.features.items()}, {k: v[1:] for k, v in encoded.images.items()}, encoded.input_size)
+        if not self.occlusion:
+            return self.model.estimate(first, second)
+        both = self.model.estimate(FrameEncoding.cat([first, second]), FrameEncoding.cat([second, first]))
+        forward, backward = both[:1], both[1:]
+        return forward, forward_backward_occlusion(forward, backward, self.alpha, self.beta)
+
+
+def export_onnx(model: LiteFlowNet, path, height: int, width: int, occlusion: bool = False, opset: int = MIN_OPSET) -> Path:
+    """Write ``model`` as ONNX for (height, width) inputs; returns the path."""
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset must be >= {MIN_OPSET} (GridSample needs 16), got {opset}")
+    if height < 32 or width < 32:
+        raise ValueError(f"export size must be at least 32x32, got {height}x{width}")
+    wrapper = ExportableFlow(model.eval().cpu(), occlusion=occlusion).eval()
+    example = (torch.rand(1, 3, height, width), torch.rand(1, 3, height, width))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    outputs = ["flow", "occlusion"] if occlusion else ["flow"]
+    import warnings
+
+    with warnings.catch_warnings():
+        # The trace bakes the fixed size in; the tracer's warnings about that are expected.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, example, str(path), input_names=["image1", "image2"], output_names=outputs,
+                          opset_version=opset, dynamo=False, do_constant_folding=True)
+    return path
+
+
+def check_onnx(model: LiteFlowNet, path, height: int, width: int, occlusion: bool = False, seed: int = 0) -> dict:
+    """Run the ONNX file with ONNX Runtime (CPU) against PyTorch on the same random-textured pair.
+
+    Returns {"max_abs_diff": px, "max_flow": px, "ort_ms": ms, "torch_ms": ms, "occlusion_agreement": fraction}.
+    """
+    import onnxruntime as ort
+
+    g = torch.Generator().manual_seed(seed)
+    image1 = torch.rand(1, 3, height, width, generator=g)
+    image2 = torch.roll(image1, shifts=(1, 3), dims=(2, 3))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {"image1": image1.numpy(), "image2": image2.numpy()}
+    t0 = time.perf_counter()
+    got = session.run(None, feeds)
+    ort_ms = (time.perf_counter() - t0) * 1000
+    wrapper = ExportableFlow(model.eval().cpu(), occlusion=occlusion).eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        ref = wrapper(image1, image2)
+    torch_ms = (time.perf_counter() - t0) * 1000
+    ref = ref if isinstance(ref, tuple) else (ref,)
+    report = {
+        "max_abs_diff": float(np.abs(got[0] - ref[0].numpy()).max()),
+        "max_flow": float(np.abs(ref[0].numpy()).max()),
+        "ort_ms": ort_ms,
+        "torch_ms": torch_ms,
+    }
+    if occlusion:
+        report["occlusion_agreement"] = float((got[1].astype(bool) == ref[1].numpy()).mean())
+    return report
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("export", help="export LiteFlowNet to ONNX (for TensorRT on Jetson)")
+    p.add_argument("--onnx", required=True, help="output .onnx file")
+    p.add_argument("--size", default="480x640", help="input HxW the graph is built for (default 480x640)")
+    p.add_argument("--weights", default="default", help="checkpoint; 'default' = shipped weights; '' = untrained")
+    p.add_argument("--finest-level", type=int, default=None, choices=(2, 3, 4, 5, 6))
+    p.add_argument("--occlusion", action="store_true", help="also output the forward-backward occlusion mask")
+    p.add_argument("--opset", type=int, default=MIN_OPSET)
+    p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison against PyTorch")
+    p.set_defaults(func=run_cli)
+
+
+def run_cli(args) -> int:
+    from .model.weights import load_model
+
+    try:
+        height, width = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"error: --size must look like 480x640, got '{args.size}'", file=sys.stderr)
+        return 2
+    model, card = load_model(None if args.weights == "" else args.weights, finest_level=args.finest_level)
+    path = export_onnx(model, args.onnx, height, width, occlusion=args.occlusion, opset=args.opset)
+    size_mb = path.stat().st_size / 1e6
+    print(f"wrote {path} ({size_mb:.1f} MB, opset {args.opset}, {height}x{width}, finest level {model.finest_level}, "
+          f"weights {card.get('name')})")
+    if not args.no_check:
+        report = check_onnx(model, path, height, width, occlusion=args.occlusion)
+        print(f"ONNX Runtime vs PyTorch: max |diff| {report['max_abs_diff']:.2e} px (max |flow| {report['max_flow']:.2f} px); "
+              f"CPU {report['ort_ms']:.0f} ms vs {report['torch_ms']:.0f} ms")
+        if report["max_abs_diff"] > 1e-2 * max(1.0, report["max_flow"]):
+            print("error: ONNX output differs from PyTorch", file=sys.stderr)
+            return 1
+    return 0
