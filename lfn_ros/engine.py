@@ -231,6 +231,7 @@ class FlowEngine:
         else:
             self._upload_stream = self._compute_stream = self._download_stream = None
         self._pinned: dict = {}
+        self._stage_count = 0
 
     # ------------------------------------------------------------------ description
     @property
@@ -283,7 +284,10 @@ class FlowEngine:
         if self.device.type == "cuda":
             # Pinned host buffer per size, one per parity so the next frame's copy-in never
             # overwrites a buffer whose H2D copy may still be in flight.
-            key = (height, width, len(self._pinned) % 2)
+            self._stage_count += 1
+            key = (height, width, self._stage_count % 2)
+            if len(self._pinned) > 8:  # bounded: drop buffers of sizes no longer seen
+                self._pinned.clear()
             host = self._pinned.get(key)
             if host is None:
                 host = torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=True)

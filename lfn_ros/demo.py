@@ -1,0 +1,431 @@
+"""``lfn-ros run`` (``make run``): the flow node end to end on the shipped demo sequence.
+
+Starts two processes, as a robot would run them: ``image_player`` (the camera: the frames of
+lfn_ros/data/sequence, or ``--frames``) and ``flow_node``; this process records what the node
+publishes: ``out/flow_NNNN.png`` (flow colour) and ``out/occlusion_NNNN.png`` for every frame N
+that got a flow (from frame N-1), ``out/demo.png`` (camera | flow colour | occlusion, a few rows),
+``out/timing.json``, and prints a timing table. It exits when the sequence has played and the node
+has caught up, or after ``--timeout`` seconds.
+
+All ROS traffic stays on this machine (:func:`loopback_env`): rmw_fastrtps_cpp with the Fast DDS
+profile config/fastdds_loopback.xml (shared memory sized for images, UDP on 127.0.0.1 only) and a
+random ROS_DOMAIN_ID unless one is set, so parallel runs do not see each other.
+
+Also ``python -m lfn_ros.demo [options]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROFILE_NAME = "fastdds_loopback.xml"
+STAGES = ("upload", "preprocess", "features", "decoder", "postprocess", "download", "compute")
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+def find_config(name: str) -> Path | None:
+    """A file of the package's config/ folder: in this source tree, in the share directory of a
+    colcon install (every prefix of AMENT_PREFIX_PATH, as ament_index finds it), or under
+    sys.prefix/share/lfn_ros (pip installs); None if nowhere."""
+    candidates = [PACKAGE_DIR.parent / "config" / name]
+    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
+        candidates.append(Path(prefix) / "share" / "lfn_ros" / "config" / name)
+    candidates.append(Path(sys.prefix) / "share" / "lfn_ros" / "config" / name)
+    for path in candidates:
+        if path.is_file():
+            return path
+    return None
+
+
+def loopback_env(base: dict | None = None, domain_id: int | None = None) -> dict:
+    """Environment variables for ROS processes that talk over loopback only (DESIGN.md 6).
+
+    Args:
+        base: the environment to extend (default: os.environ).
+        domain_id: ROS_DOMAIN_ID to use; default: the one in ``base``, else a random 1..100.
+
+    Returns:
+        A new dict: RMW_IMPLEMENTATION=rmw_fastrtps_cpp, FASTDDS_DEFAULT_PROFILES_FILE = the
+        package's loopback profile with ROS_AUTOMATIC_DISCOVERY_RANGE=SYSTEM_DEFAULT (the profile
+        decides), or ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST when the profile cannot be found.
+    """
+    env = dict(os.environ if base is None else base)
+    env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
+    profile = find_config(PROFILE_NAME)
+    if profile is not None:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SYSTEM_DEFAULT"
+    else:
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    if domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(domain_id)
+    elif not env.get("ROS_DOMAIN_ID"):
+        env["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 100))
+    return env
+
+
+def ros_string(value: str) -> str:
+    """A string for ``-p name:=value`` that rcl reads as that string (YAML single quotes):
+    '' stays an empty string, '123' and 'true' stay strings."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def node_command(module: str, params: dict, remaps: dict | None = None) -> list:
+    """``python -m lfn_ros.nodes.<module> --ros-args -p k:=v ... -r from:=to``."""
+    command = [sys.executable, "-m", f"lfn_ros.nodes.{module}", "--ros-args"]
+    for name, value in params.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text = repr(value)
+        else:
+            text = ros_string(value)
+        command += ["-p", f"{name}:={text}"]
+    for source, target in (remaps or {}).items():
+        command += ["-r", f"{source}:={target}"]
+    return command
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 5.0) -> int:
+    """SIGINT, then SIGTERM, then SIGKILL, each after ``timeout`` s; returns the exit status."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        if process.poll() is not None:
+            break
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            continue
+    return process.wait()
+
+
+# ----------------------------------------------------------------------------- recording
+
+
+def _stamp_key(stamp) -> tuple:
+    return (int(stamp.sec), int(stamp.nanosec))
+
+
+class Recorder:
+    """Subscribes to the node's outputs in this process and writes them under ``out``."""
+
+    MAX_FRAMES_KEPT = 400
+
+    def __init__(self, node, out: Path) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        from lfn_ros.msg import FlowTiming
+
+        self.out = out
+        self.index_of = {}      # stamp -> frame index (order of arrival on `image`)
+        self.frames = {}        # index -> RGB (for the montage)
+        self.colors = {}        # index -> flow colour
+        self.occlusions = {}    # index -> mono8
+        self.flow_stats = {}    # index -> (mean |flow|, max |flow|)
+        self.previous = {}      # index -> index of the frame its flow starts from
+        self.timings = []       # one dict per FlowTiming
+        self.node_state = None
+        self.last_output = None
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+        node.create_subscription(Image, "image", self._on_image, qos)
+        node.create_subscription(Image, "flow", self._on_flow, qos)
+        node.create_subscription(Image, "flow/color", self._on_color, qos)
+        node.create_subscription(Image, "occlusion", self._on_occlusion, qos)
+        node.create_subscription(FlowTiming, "flow/timing", self._on_timing, qos)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def _index(self, msg) -> int:
+        key = _stamp_key(msg.header.stamp)
+        if key not in self.index_of:
+            self.index_of[key] = len(self.index_of)
+        return self.index_of[key]
+
+    def _on_image(self, msg) -> None:
+        from lfn_ros.io.image_msg import image_msg_to_rgb8
+
+        index = self._index(msg)
+        if len(self.frames) < self.MAX_FRAMES_KEPT:
+            self.frames[index] = np.array(image_msg_to_rgb8(msg))
+
+    def _on_flow(self, msg) -> None:
+        from lfn_ros.io.image_msg import image_msg_to_array
+
+        flow = image_msg_to_array(msg)
+        magnitude = np.hypot(flow[..., 0], flow[..., 1])
+        self.flow_stats[self._index(msg)] = (float(magnitude.mean()), float(magnitude.max()))
+        self.last_output = time.monotonic()
+
+    def _on_color(self, msg) -> None:
+        from lfn_ros.io import write_image
+        from lfn_ros.io.image_msg import image_msg_to_rgb8
+
+        index = self._index(msg)
+        rgb = np.array(image_msg_to_rgb8(msg))
+        write_image(self.out / f"flow_{index:04d}.png", rgb)
+        if len(self.colors) < self.MAX_FRAMES_KEPT:
+            self.colors[index] = rgb
+
+    def _on_occlusion(self, msg) -> None:
+        from lfn_ros.io import write_image
+        from lfn_ros.io.image_msg import image_msg_to_array
+
+        index = self._index(msg)
+        mask = np.array(image_msg_to_array(msg))
+        write_image(self.out / f"occlusion_{index:04d}.png", mask)
+        if len(self.occlusions) < self.MAX_FRAMES_KEPT:
+            self.occlusions[index] = mask
+
+    def _on_timing(self, msg) -> None:
+        entry = {f"{stage}_ms": float(getattr(msg, f"{stage}_ms")) for stage in STAGES}
+        entry.update(frame=self._index(msg), previous_frame=self.index_of.get(_stamp_key(msg.previous_stamp)),
+                     latency_ms=float(msg.latency_ms), frames_processed=int(msg.frames_processed),
+                     frames_dropped=int(msg.frames_dropped), device=msg.device, model=msg.model)
+        self.timings.append(entry)
+        if entry["previous_frame"] is not None:
+            self.previous[entry["frame"]] = entry["previous_frame"]
+        self.last_output = time.monotonic()
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if status.name.startswith("flow_node"):
+                values = {kv.key: kv.value for kv in status.values}
+                self.node_state = values.get("state")
+
+
+def _montage(recorder: Recorder, rows: int = 4) -> np.ndarray | None:
+    import cv2
+
+    from lfn_ros.io import color_wheel_legend
+
+    indices = sorted(i for i in recorder.colors if i in recorder.frames)
+    if not indices:
+        return None
+    if len(indices) > rows:
+        picks = np.linspace(0, len(indices) - 1, rows).round().astype(int)
+        indices = [indices[i] for i in sorted(set(picks))]
+    lines = []
+    for index in indices:
+        frame = recorder.frames[index]
+        color = recorder.colors[index].copy()
+        occlusion = recorder.occlusions.get(index)
+        occlusion = (cv2.cvtColor(occlusion, cv2.COLOR_GRAY2RGB) if occlusion is not None
+                     else np.zeros_like(frame))
+        legend = color_wheel_legend(48)
+        color[4:52, -52:-4] = legend
+        tiles = []
+        for tile, label in ((frame, f"camera frame {index}"),
+                            (color, f"flow {recorder.previous.get(index, '?')} -> {index}"),
+                            (occlusion, "occlusion (white)")):
+            tile = np.ascontiguousarray(tile)
+            cv2.putText(tile, label, (6, tile.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(tile, label, (6, tile.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(tile)
+        lines.append(np.hstack(tiles))
+    return np.vstack(lines)
+
+
+def summarize(recorder: Recorder, published: int) -> dict:
+    """Timing summary (also written to timing.json)."""
+    timings = recorder.timings
+    summary = {
+        "frames_published": published,
+        "frames_received_by_recorder": len(recorder.index_of),
+        "flows": len(timings),
+        "frames_dropped": timings[-1]["frames_dropped"] if timings else 0,
+        "device": timings[-1]["device"] if timings else "",
+        "model": timings[-1]["model"] if timings else "",
+        "stages_ms": {},
+        "latency_ms": {},
+        "flow_magnitude_px": {str(k): {"mean": v[0], "max": v[1]} for k, v in sorted(recorder.flow_stats.items())},
+        "per_frame": timings,
+    }
+    for stage in STAGES:
+        values = np.array([t[f"{stage}_ms"] for t in timings])
+        if values.size:
+            summary["stages_ms"][stage] = {"p50": float(np.median(values)), "mean": float(values.mean()),
+                                           "max": float(values.max())}
+    latencies = np.array([t["latency_ms"] for t in timings])
+    if latencies.size:
+        summary["latency_ms"] = {"p50": float(np.percentile(latencies, 50)),
+                                 "p99": float(np.percentile(latencies, 99)), "max": float(latencies.max())}
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"device: {summary['device']}   model: {summary['model']}",
+             f"frames published: {summary['frames_published']}   flows received: {summary['flows']}   "
+             f"frames dropped by the node (latest-only): {summary['frames_dropped']}", "",
+             f"{'stage':<12} {'p50 ms':>9} {'mean ms':>9} {'max ms':>9}"]
+    for stage, row in summary["stages_ms"].items():
+        lines.append(f"{stage:<12} {row['p50']:9.1f} {row['mean']:9.1f} {row['max']:9.1f}")
+    if summary["latency_ms"]:
+        lat = summary["latency_ms"]
+        lines += ["", f"end-to-end latency (publish - image stamp): p50 {lat['p50']:.1f} ms, "
+                      f"p99 {lat['p99']:.1f} ms, max {lat['max']:.1f} ms"]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``run`` on an argparse subparsers object (lfn_ros/cli.py)."""
+    parser = subparsers.add_parser(
+        "run", help="demo: image_player + flow_node on the shipped sequence, record flow and timing",
+        description=__doc__.split("\n\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_arguments(parser)
+    parser.set_defaults(func=run_cli)
+    return parser
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
+    parser.add_argument("--frames", default="", help="folder of frames or video file (default: the shipped sequence)")
+    parser.add_argument("--rate", type=float, default=0.5,
+                        help="camera rate, Hz (a CPU computes a 320x240 pair in about 0.5-1.5 s; faster rates drop frames)")
+    parser.add_argument("--count", type=int, default=0, help="frames to play (0 = all)")
+    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (cuda falls back to the CPU)")
+    parser.add_argument("--weights", default="default", help="'default' (shipped), '' (untrained) or a checkpoint path")
+    parser.add_argument("--cpu-threads", type=int, default=0, help="torch CPU threads of the node (0 = all cores but one)")
+    parser.add_argument("--timeout", type=float, default=180.0, help="give up after this many seconds")
+    parser.add_argument("--quiet", action="store_true", help="hide the nodes' log output")
+
+
+def run_cli(args) -> int:
+    """Run the demo; returns the exit status (0 = flow was produced and both nodes exited cleanly)."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in list(out.glob("flow_*.png")) + list(out.glob("occlusion_*.png")):
+        stale.unlink()
+    env = loopback_env()
+    os.environ.update({k: env[k] for k in ("RMW_IMPLEMENTATION", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
+    if "FASTDDS_DEFAULT_PROFILES_FILE" in env:
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"]
+    print(f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} RMW_IMPLEMENTATION={env['RMW_IMPLEMENTATION']} "
+          f"FASTDDS_DEFAULT_PROFILES_FILE={env.get('FASTDDS_DEFAULT_PROFILES_FILE', '(not found)')}", flush=True)
+
+    from lfn_ros.nodes.image_player import iter_source
+
+    try:
+        first = next(iter(iter_source(args.frames)))
+    except (OSError, ValueError, StopIteration) as exc:
+        print(f"lfn-ros run: cannot read frames from {args.frames or 'the shipped sequence'}: {exc}", file=sys.stderr)
+        return 1
+    height, width = first.shape[:2]
+
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = Context()
+    try:
+        from rclpy.signals import SignalHandlerOptions
+
+        # No rclpy signal handlers: Ctrl-C raises KeyboardInterrupt here and the children stop.
+        rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    except ImportError:
+        rclpy.init(context=context)
+    node = rclpy.create_node("lfn_ros_demo_recorder", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    recorder = Recorder(node, out)
+    output = subprocess.DEVNULL if args.quiet else None
+    processes = {}
+    status = 1
+    started = time.monotonic()
+
+    def spin_until(condition, seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if condition():
+                return True
+            executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() - started > args.timeout:
+                raise TimeoutError(f"demo did not finish within {args.timeout:g} s")
+        return condition()
+
+    try:
+        processes["flow_node"] = subprocess.Popen(node_command("flow_node", {
+            "device": args.device, "weights": args.weights, "warmup": True,
+            "warmup_height": height, "warmup_width": width, "cpu_threads": args.cpu_threads,
+            "latency_budget_ms": 2000.0}), env=env, stdout=output, stderr=output)
+        # Wait until the node is up and warm, so no frame waits behind the warm-up.
+        if not spin_until(lambda: recorder.node_state == "running" or processes["flow_node"].poll() is not None,
+                          args.timeout):
+            raise TimeoutError("flow_node did not become ready")
+        if processes["flow_node"].poll() is not None:
+            print(f"lfn-ros run: flow_node exited with status {processes['flow_node'].returncode}", file=sys.stderr)
+            return 1
+        print(f"flow_node ready after {time.monotonic() - started:.1f} s; playing at {args.rate:g} Hz", flush=True)
+        processes["image_player"] = subprocess.Popen(node_command("image_player", {
+            "source": args.frames, "rate": float(args.rate), "count": args.count, "frame_id": "camera",
+            "wait_for_subscribers": 2, "wait_timeout": 30.0}), env=env, stdout=output, stderr=output)
+        player = processes["image_player"]
+        spin_until(lambda: player.poll() is not None, args.timeout)
+        # Let the node finish the frames it has: stop when every played frame after the first
+        # has its flow, or when nothing new arrived for a while (the rest was dropped).
+        published = len(recorder.index_of)
+
+        def caught_up():
+            done = recorder.timings and max(t["frame"] for t in recorder.timings) >= published - 1
+            idle = recorder.last_output is not None and time.monotonic() - recorder.last_output > 10.0
+            return done or idle or processes["flow_node"].poll() is not None
+
+        spin_until(caught_up, args.timeout)
+        spin_until(lambda: False, 0.3)  # the last colour/occlusion messages
+        node_status = stop_process(processes["flow_node"])
+        summary = summarize(recorder, published)
+        summary.update(player_exit_status=player.returncode, node_exit_status=node_status,
+                       seconds=time.monotonic() - started, rate_hz=args.rate)
+        (out / "timing.json").write_text(json.dumps(summary, indent=2))
+        montage = _montage(recorder)
+        if montage is not None:
+            from lfn_ros.io import write_image
+
+            write_image(out / "demo.png", montage)
+        print()
+        print(format_summary(summary))
+        print(f"\nwrote {len(recorder.colors)} flow_NNNN.png, {len(recorder.occlusions)} occlusion_NNNN.png, "
+              f"demo.png and timing.json to {out}/ in {summary['seconds']:.1f} s")
+        status = 0 if summary["flows"] > 0 and node_status == 0 and player.returncode == 0 else 1
+        if status:
+            print(f"lfn-ros run: FAILED (flows {summary['flows']}, flow_node exit {node_status}, "
+                  f"image_player exit {player.returncode})", file=sys.stderr)
+    except TimeoutError as exc:
+        print(f"lfn-ros run: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        status = 130
+    finally:
+        for process in processes.values():
+            stop_process(process)
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return status
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lfn_ros.demo", description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_arguments(parser)
+    return run_cli(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The flow node's parameters: names, defaults, descriptions, ranges, and their checks.
+
+Shared by the node (declaration with ParameterDescriptor, validation at start-up and at runtime),
+config/flow.yaml and docs/ros_api.md (tests keep all three in step). No rclpy here;
+:func:`descriptor` builds the rcl_interfaces message.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+
+class Param(NamedTuple):
+    """One node parameter: default, description, whether it can change at runtime, and range."""
+
+    name: str
+    default: object
+    description: str
+    runtime: bool = False
+    range: tuple | None = None  # (min, max), inclusive
+    choices: tuple | None = None
+
+
+PARAMETERS = (
+    # --- model and device (read-only: they need a new engine) ---
+    Param("device", "cuda", "Inference device: 'cuda', 'cuda:N' or 'cpu'. CUDA falls back to the "
+          "CPU with a warning when it is not available.", choices=("cuda", "cuda:N", "cpu")),
+    Param("weights", "default", "LiteFlowNet checkpoint: 'default' = the checkpoint shipped with "
+          "lfn_ros, '' = random untrained weights (flow is noise; for plumbing tests), or a file "
+          "path. A missing or corrupt file stops the node with exit status 2."),
+    Param("precision", "fp32", "Inference precision: fp32, fp16 (CUDA only; fp32 on the CPU) or bf16.",
+          choices=("fp32", "fp16", "bf16")),
+    Param("finest_level", 2, "Finest pyramid level NetE runs to: 2 = the published network (flow "
+          "at 1/2 resolution, upsampled), 3..6 = coarser and faster.", range=(2, 6)),
+    Param("scale", 1.0, "Processing resolution relative to the input image (flow is resized back "
+          "and rescaled to input pixels).", range=(0.1, 2.0)),
+    Param("max_width", 0, "Largest processing width in pixels (the image is scaled down further "
+          "to fit); 0 = no limit.", range=(0, 16384)),
+    Param("cpu_threads", 0, "Torch CPU threads for inference; 0 = all cores but one (at least 1), "
+          "leaving a core for the camera callbacks and transport.", range=(0, 256)),
+    Param("warmup", True, "Run a few dummy pairs before the first frame so the first flow is not "
+          "slow (CUDA initialisation, cuDNN autotuning, allocator growth)."),
+    Param("warmup_height", 0, "Warm-up image height; 0 = the size of the first frame received.",
+          range=(0, 8192)),
+    Param("warmup_width", 0, "Warm-up image width; 0 = the size of the first frame received.",
+          range=(0, 8192)),
+    # --- input ---
+    Param("transport", "raw", "Input transport: 'raw' subscribes to 'image' (sensor_msgs/Image), "
+          "'compressed' to 'image/compressed' (sensor_msgs/CompressedImage, JPEG or PNG).",
+          choices=("raw", "compressed")),
+    Param("qos_depth", 1, "Depth of the image subscription (keep last). Only the newest frame is "
+          "ever processed, so 1 is enough (REP 2003 sensor data).", range=(1, 1000)),
+    Param("qos_reliability", "best_effort", "Reliability of the image subscription: 'best_effort' "
+          "(sensor data, REP 2003; matches reliable and best-effort cameras) or 'reliable' "
+          "(matches reliable cameras only).", choices=("best_effort", "reliable")),
+    Param("publish_depth", 2, "Depth of every output publisher (reliable, volatile, keep last).",
+          range=(1, 1000)),
+    # --- occlusion (runtime) ---
+    Param("occlusion_alpha", 0.01, "Forward-backward occlusion check: relative tolerance alpha "
+          "in |f + b|^2 > alpha (|f|^2 + |b|^2) + beta.", runtime=True, range=(0.0, 1.0)),
+    Param("occlusion_beta", 0.5, "Forward-backward occlusion check: absolute tolerance beta, "
+          "pixels squared.", runtime=True, range=(0.0, 100.0)),
+    # --- outputs (runtime) ---
+    Param("publish_flow", True, "Publish 'flow' (32FC2).", runtime=True),
+    Param("publish_occlusion", True, "Compute and publish 'occlusion' (mono8, 255 = occluded). "
+          "Off: the backward pass is skipped (faster).", runtime=True),
+    Param("publish_color", True, "Publish 'flow/color' (rgb8), computed only while it has "
+          "subscribers.", runtime=True),
+    Param("publish_points", True, "Publish 'flow/points' (PointCloud2), computed only while it "
+          "has subscribers.", runtime=True),
+    Param("points_stride", 8, "Grid spacing of 'flow/points' in pixels.", runtime=True,
+          range=(1, 1024)),
+    # --- health (runtime) ---
+    Param("latency_budget_ms", 100.0, "Diagnostics WARN when the median end-to-end latency "
+          "(publish time minus image stamp) over the last 10 s exceeds this; 0 = no check.",
+          runtime=True, range=(0.0, 600000.0)),
+    Param("stale_timeout", 5.0, "Diagnostics ERROR when no flow was produced for this many "
+          "seconds after the node had produced some.", runtime=True, range=(0.1, 3600.0)),
+)
+PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def descriptor(param: Param):
+    """rcl_interfaces/ParameterDescriptor: description, read_only unless runtime, range."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    result = ParameterDescriptor(
+        name=param.name,
+        description=param.description,
+        read_only=not param.runtime,
+        additional_constraints=("one of: " + ", ".join(param.choices)) if param.choices else "",
+    )
+    if param.range is not None:
+        low, high = param.range
+        if isinstance(param.default, float):
+            result.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+        else:
+            result.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+    return result
+
+
+def _device_ok(value: str) -> bool:
+    device = str(value).strip().lower()
+    return device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
+
+
+def check_value(name: str, value) -> str | None:
+    """The problem with one parameter value (type, choices, range), or None when it is fine."""
+    param = BY_NAME[name]
+    if type(value) is not type(param.default):
+        return f"parameter {name} must be a {type(param.default).__name__}, got {value!r}"
+    if name == "device":
+        if not _device_ok(value):
+            return f"parameter device must be 'cuda', 'cuda:N' or 'cpu', got '{value}'"
+    elif param.choices and value not in param.choices:
+        return f"parameter {name} must be one of {', '.join(param.choices)}, got '{value}'"
+    if param.range is not None:
+        low, high = param.range
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"parameter {name} must be finite, got {value}"
+        if not low <= value <= high:
+            return f"parameter {name} must be in [{low}, {high}], got {value}"
+    return None
+
+
+def check_start_values(values: dict) -> str | None:
+    """The first problem with a complete set of start-up values, or None."""
+    for name in PARAMETER_NAMES:
+        problem = check_value(name, values[name])
+        if problem:
+            return problem
+    if values["warmup"] and (values["warmup_height"] == 0) != (values["warmup_width"] == 0):
+        return ("warmup_height and warmup_width must both be 0 (the first frame's size) or both > 0, "
+                f"got {values['warmup_height']} and {values['warmup_width']}")
+    return None
+
+
+def check_update(name: str, value) -> str | None:
+    """The reason to refuse setting a parameter at runtime, or None to accept it."""
+    if name not in BY_NAME:
+        return None  # use_sim_time and others that rclpy owns
+    if not BY_NAME[name].runtime:
+        return f"{name} is read-only (restart the node to change it)"
+    return check_value(name, value)
