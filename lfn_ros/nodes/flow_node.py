@@ -221,7 +221,7 @@ class FlowNode(Node):
                 warnings.simplefilter("ignore", UntrainedWarning)
                 engine = FlowEngine(
                     weights=weights, device=values["device"], precision=values["precision"],
-                    finest_level=values["finest_level"], occlusion=values["publish_occlusion"],
+                    finest_level=values["finest_level"] or None, occlusion=values["publish_occlusion"],
                     alpha=values["occlusion_alpha"], beta=values["occlusion_beta"],
                     scale=values["scale"], max_width=values["max_width"])
         except WeightsError as exc:

@@ -31,8 +31,9 @@ PARAMETERS = (
           "path. A missing or corrupt file stops the node with exit status 2."),
     Param("precision", "fp32", "Inference precision: fp32, fp16 (CUDA only; fp32 on the CPU) or bf16.",
           choices=("fp32", "fp16", "bf16")),
-    Param("finest_level", 2, "Finest pyramid level NetE runs to: 2 = the published network (flow "
-          "at 1/2 resolution, upsampled), 3..6 = coarser and faster.", range=(2, 6)),
+    Param("finest_level", 0, "Finest pyramid level NetE runs to: 2 = the published network (flow "
+          "at 1/2 resolution, upsampled), 3..6 = coarser and faster, 0 = the finest level the "
+          "checkpoint was trained to (its card's recommendation).", range=(0, 6)),
     Param("scale", 1.0, "Processing resolution relative to the input image (flow is resized back "
           "and rescaled to input pixels).", range=(0.1, 2.0)),
     Param("max_width", 0, "Largest processing width in pixels (the image is scaled down further "

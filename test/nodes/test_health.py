@@ -105,7 +105,7 @@ def test_descriptors():
     from lfn_ros.nodes.parameters import descriptor
 
     d = descriptor(BY_NAME["finest_level"])
-    assert d.read_only and (d.integer_range[0].from_value, d.integer_range[0].to_value) == (2, 6)
+    assert d.read_only and (d.integer_range[0].from_value, d.integer_range[0].to_value) == (0, 6)
     d = descriptor(BY_NAME["latency_budget_ms"])
     assert not d.read_only and d.floating_point_range[0].to_value == 600000.0
     assert "one of" in descriptor(BY_NAME["transport"]).additional_constraints
