@@ -107,7 +107,7 @@ def check_onnx(model: LiteFlowNet, path, height: int, width: int, occlusion: boo
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("export", help="export LiteFlowNet to ONNX (for TensorRT on Jetson)")
     p.add_argument("--onnx", required=True, help="output .onnx file")
-    p.add_argument("--size", default="480x640", help="input HxW the graph is built for (default 480x640)")
+    p.add_argument("--size", default="640x480", help="input WIDTHxHEIGHT the graph is built for (default 640x480)")
     p.add_argument("--weights", default="default", help="checkpoint; 'default' = shipped weights; '' = untrained")
     p.add_argument("--finest-level", type=int, default=None, choices=(2, 3, 4, 5, 6))
     p.add_argument("--occlusion", action="store_true", help="also output the forward-backward occlusion mask")
@@ -120,14 +120,14 @@ def run_cli(args) -> int:
     from .model.weights import load_model
 
     try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
+        width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
-        print(f"error: --size must look like 480x640, got '{args.size}'", file=sys.stderr)
+        print(f"error: --size must be WIDTHxHEIGHT like 640x480, got '{args.size}'", file=sys.stderr)
         return 2
     model, card = load_model(None if args.weights == "" else args.weights, finest_level=args.finest_level)
     path = export_onnx(model, args.onnx, height, width, occlusion=args.occlusion, opset=args.opset)
     size_mb = path.stat().st_size / 1e6
-    print(f"wrote {path} ({size_mb:.1f} MB, opset {args.opset}, {height}x{width}, finest level {model.finest_level}, "
+    print(f"wrote {path} ({size_mb:.1f} MB, opset {args.opset}, {width}x{height}, finest level {model.finest_level}, "
           f"weights {card.get('name')})")
     if not args.no_check:
         report = check_onnx(model, path, height, width, occlusion=args.occlusion)
