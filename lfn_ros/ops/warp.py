@@ -48,12 +48,16 @@ def warp(x: torch.Tensor, flow: torch.Tensor, return_mask: bool = False):
     if x.shape[0] != flow.shape[0] or x.shape[-2:] != flow.shape[-2:]:
         raise ValueError(f"warp: x {tuple(x.shape)} and flow {tuple(flow.shape)} differ in batch or size")
     height, width = x.shape[-2:]
-    pos = base_grid(height, width, flow.device, flow.dtype) + flow
+    # Sampling positions in fp32 whatever the input precision: in fp16/bf16 (autocast) a
+    # coordinate near pixel 200 is quantised to 0.125/1 px, which would misplace f-warp.
+    pos = base_grid(height, width, flow.device, torch.float32) + flow.float()
     # Normalise to [-1, 1] with align_corners=True: pixel 0 -> -1, pixel W-1 -> +1.
     scale_x = 2.0 / max(width - 1, 1)
     scale_y = 2.0 / max(height - 1, 1)
     grid = torch.stack([pos[:, 0] * scale_x - 1.0, pos[:, 1] * scale_y - 1.0], dim=-1)
-    out = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    sample_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    out = F.grid_sample(x.to(sample_dtype), grid.to(sample_dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = out.to(x.dtype)
     if not return_mask:
         return out
     mask = (pos[:, 0:1] >= 0) & (pos[:, 0:1] <= width - 1) & (pos[:, 1:2] >= 0) & (pos[:, 1:2] <= height - 1)

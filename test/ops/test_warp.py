@@ -42,3 +42,15 @@ def test_rejects_bad_shapes():
         warp(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
     with pytest.raises(ValueError, match="differ"):
         warp(torch.zeros(1, 3, 8, 8), torch.zeros(1, 2, 8, 9))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_keeps_subpixel_positions(dtype):
+    # A ramp shifted by 0.25 px: positions near x = 200 must not be quantised to bf16's 1 px.
+    ramp = torch.arange(256.0).view(1, 1, 1, 256).expand(1, 1, 4, 256)
+    flow = torch.zeros(1, 2, 4, 256, dtype=dtype)
+    flow[:, 0] = 0.25
+    out = warp(ramp.to(dtype), flow)
+    assert out.dtype == dtype
+    error = (out.float() - (ramp + 0.25))[..., 8:-8].abs() / (ramp + 0.25)[..., 8:-8]
+    assert error.max() < 1e-2  # only the output's own rounding remains
