@@ -1,0 +1,650 @@
+"""Synthetic training pairs with exact optical flow and occlusion, generated on the fly in torch.
+
+DESIGN.md section 4: lfn_ros trains its own weights, on data it generates itself. Every sample is
+a *layered scene*: a background layer and up to ``max_layers`` foreground layers (convex
+polygons, ellipses and harmonic "blobs"), each an infinite textured plane cut out by an alpha
+mask, stacked back to front. Textures are photographs bundled inside scikit-image (loaded from
+the installed package, never downloaded) and procedural patterns (multi-octave value noise,
+stripes, checkers) drawn fresh for every sample.
+
+Geometry, and why the ground truth is exact
+-------------------------------------------
+Pixel centres are integer coordinates, x right and y down (the convention of ``ops.warp``).
+Every layer ``l`` lives in its own *frame-1 coordinates*: its shape, its alpha and its texture
+are fixed functions of a frame-1 position ``q`` (the texture is a bilinearly sampled image; the
+shape is the zero sublevel set of a bilinearly sampled signed-distance raster, tabulated once per
+layer from the polygon / ellipse / blob so that every per-pixel test is one ``grid_sample``).
+Its motion is a forward map
+``F_l: frame 1 -> frame 2``, written around the layer centre ``c``::
+
+    F_l(q) = c + t + M (N(q - c))          M = R(rotation) @ diag(s, s * a) @ [[1, shear], [0, 1]]
+    N(d) = (x3, y2),  x1 = dx + f(dy),  y2 = dy + g(x1),  x3 = x1 + h(y2)
+
+``M`` is an affine map (translation ``t``, rotation, scale, anisotropy, shear) and ``N`` the
+smooth non-rigid part: three *coupling* shears, each moving one coordinate by a low-frequency
+function (a sum of random sinusoids) of the other. A coupling shear is a bijection whatever the
+function, and its inverse is closed-form (``dx = x1 - f(dy)``, ...), so both directions of
+``F_l`` are exact, with no iterative inversion anywhere:
+
+- frame 1 at pixel ``p``: each layer is evaluated at ``q = p``;
+- frame 2 at pixel ``p`` (backward mapping): each layer is evaluated at ``q = F_l^-1(p)``, i.e.
+  its frame-2 appearance is its texture sampled through the inverse motion;
+- the flow at frame-1 pixel ``p`` is ``F_v(p) - p`` for the layer ``v`` visible at ``p`` (the
+  front-most layer whose shape contains ``p``);
+- ``p`` is occluded when its destination ``F_v(p)`` is outside the frame (``[0, W-1] x
+  [0, H-1]``, the range ``ops.warp`` can sample) or lies inside the shape of a layer in front
+  of ``v`` in frame 2 (tested exactly through that layer's ``F^-1``).
+
+So frame 2 warped back by the flow reproduces frame 1 on every non-occluded pixel, up to the
+bilinear interpolation of the warp and the one-pixel anti-aliased edges (see the tests). Flow
+is in pixels, ``(B, 2, H, W)``, channel 0 = x, channel 1 = y, frame 1 -> frame 2.
+
+Photometric augmentation (brightness, contrast, gamma, channel gains, Gaussian noise) and blur
+are applied to the rendered frames afterwards, with parameters that differ slightly between the
+two frames; they change no geometry. ``SyntheticConfig(augment=False)`` switches them off.
+
+Everything is vectorised over the batch and the layers and runs on the generator's device (GPU
+for training, CPU for tests); all randomness comes from one ``torch.Generator``, so a seed gives
+the same batches and :meth:`SyntheticFlow.get_state` / :meth:`set_state` resume a stream exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["SyntheticConfig", "SyntheticFlow", "bundled_texture_files", "write_samples"]
+
+#: Photographs scikit-image ships inside its wheel (skimage/data/*), used as textures. Images that
+#: skimage.data fetches with pooch are never used (nothing is downloaded), nor are the Middlebury
+#: stereo pair (Middlebury is evaluation data) and the tiny or binary images.
+BUNDLED_TEXTURES = (
+    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png",
+    "coffee.png", "coins.png", "color.png", "grass.png", "gravel.png", "hubble_deep_field.jpg",
+    "ihc.png", "logo.png", "moon.png", "page.png", "retina.jpg", "rocket.jpg", "text.png",
+)
+
+SHAPE_POLYGON, SHAPE_ELLIPSE, SHAPE_BLOB = 0, 1, 2
+#: Upper bound of polygon sides (tensors are padded to it).
+MAX_SIDES = 8
+#: Half-width of the shape rasters in local units (shapes lie within radius 1.45 < 1.6).
+SHAPE_EXTENT = 1.6
+
+
+@dataclass
+class SyntheticConfig:
+    """Parameters of :class:`SyntheticFlow`. Ranges are ``(low, high)``, drawn uniformly unless
+    noted; lengths are pixels of the generated frames, angles degrees.
+
+    Scene
+        layers: number of foreground layers per sample (inclusive range); a background always.
+        shape_probs: probabilities of polygon (3..8 sides, convex), ellipse, blob (a circle
+            whose radius is modulated by harmonics 2..4).
+        radius: mean shape radius as a fraction of min(H, W).
+        aspect: anisotropy of a shape (log-uniform).
+        blob_amplitude: total amplitude of a blob's radial harmonics (relative radius).
+        edge_softness: width of the anti-aliased alpha edge, pixels.
+        texels_per_pixel: texture magnification (log-uniform); kept <= ~1.3 so textures are
+            not minified far (which would alias differently in the two frames).
+        photo_prob: probability a layer is textured with a bundled photograph rather than a
+            procedural pattern (value noise, stripes, checker).
+        texture_size: side of the square texture images, texels.
+        shape_resolution: side of the raster on which each shape's signed distance is
+            tabulated (the shape is its bilinear interpolation; corners round off over about
+            2 * radius / shape_resolution pixels).
+
+    Motion (frame 1 -> frame 2)
+        translation: maximum translation magnitude of the background (camera) and of a
+            foreground layer; magnitude = max * u ** 1.5 (u uniform), so small motions are
+            common and large ones rarer, direction uniform.
+        rotation, scale, anisotropy, shear: maxima of the background's and a foreground
+            layer's rotation (deg), log-scale, log-anisotropy and shear, drawn in [-max, max].
+        large_motion_prob: probability that a layer (background included) instead translates
+            by ``large_motion`` times the frame width (occasional large displacements).
+        nonrigid_prob, nonrigid_amplitude, nonrigid_wavelength: probability that a layer
+            deforms smoothly, the maximum amplitude (pixels) of each coupling shear and its
+            wavelength as a fraction of max(H, W). The slope amplitude * 2 pi / wavelength is
+            capped at ``nonrigid_max_slope``.
+        motion_scale: multiplies every length of the motion (translation, large motion, non-rigid
+            amplitude); raise it when training at a larger resolution.
+
+    Photometry (``augment=False`` disables all of it and the blur)
+        brightness: additive offset in [-b, b]; contrast: factor (log-uniform); gamma: exponent
+            (log-uniform); color: per-channel gain in [1 - c, 1 + c]; noise: Gaussian sigma
+            range (per frame); frame_delta: how far frame 2's brightness / contrast / gamma /
+            gain may differ from frame 1's (each as its own +- range).
+        blur_prob, blur_sigma: probability of a Gaussian blur of both frames and its sigma
+            (pixels; frame 2's sigma differs by up to 10 %).
+    """
+
+    layers: tuple = (2, 7)
+    shape_probs: tuple = (0.35, 0.3, 0.35)
+    radius: tuple = (0.06, 0.35)
+    aspect: tuple = (0.5, 2.0)
+    blob_amplitude: tuple = (0.1, 0.45)
+    edge_softness: float = 1.0
+    texels_per_pixel: tuple = (0.45, 1.3)
+    photo_prob: float = 0.55
+    texture_size: int = 256
+    shape_resolution: int = 96
+
+    bg_translation: float = 12.0
+    bg_rotation: float = 4.0
+    bg_scale: float = 0.06
+    bg_anisotropy: float = 0.02
+    bg_shear: float = 0.03
+    fg_translation: float = 28.0
+    fg_rotation: float = 17.0
+    fg_scale: float = 0.15
+    fg_anisotropy: float = 0.08
+    fg_shear: float = 0.08
+    large_motion_prob: float = 0.08
+    large_motion: tuple = (0.12, 0.3)
+    nonrigid_prob: float = 0.5
+    nonrigid_amplitude: float = 4.0
+    nonrigid_wavelength: tuple = (0.3, 1.5)
+    nonrigid_max_slope: float = 0.3
+    motion_scale: float = 1.0
+
+    augment: bool = True
+    brightness: float = 0.1
+    contrast: tuple = (0.7, 1.35)
+    gamma: tuple = (0.75, 1.35)
+    color: float = 0.12
+    noise: tuple = (0.0, 0.025)
+    frame_delta: dict = field(default_factory=lambda: {"brightness": 0.02, "contrast": 0.03, "gamma": 0.03, "color": 0.02})
+    blur_prob: float = 0.25
+    blur_sigma: tuple = (0.3, 1.4)
+
+    def to_dict(self) -> dict:
+        """Plain-Python copy (for the weights card)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+def bundled_texture_files() -> list:
+    """Paths of the :data:`BUNDLED_TEXTURES` present in the installed scikit-image."""
+    import skimage
+
+    folder = Path(skimage.__file__).resolve().parent / "data"
+    return [folder / name for name in BUNDLED_TEXTURES if (folder / name).is_file()]
+
+
+_PHOTO_CACHE: dict = {}
+
+
+def load_photo_bank(size: int) -> torch.Tensor:
+    """(N, 3, size, size) float32 [0, 1] RGB: the bundled photographs, centre-cropped square and
+    resized (area interpolation). Cached per size on the CPU; an empty tensor if none exist."""
+    bank = _PHOTO_CACHE.get(size)
+    if bank is not None:
+        return bank
+    import cv2
+
+    images = []
+    for path in bundled_texture_files():
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # grey and RGBA become 3-channel BGR
+        if bgr is None:
+            continue
+        h, w = bgr.shape[:2]
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        crop = bgr[top : top + side, left : left + side]
+        interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+        crop = cv2.resize(crop, (size, size), interpolation=interp)
+        images.append(crop[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) / 255.0)
+    bank = torch.from_numpy(np.stack(images)) if images else torch.zeros(0, 3, size, size)
+    _PHOTO_CACHE[size] = bank
+    return bank
+
+
+class SyntheticFlow:
+    """Batched generator of layered synthetic pairs with exact flow and occlusion.
+
+    Args:
+        height, width: frame size in pixels (any; the trainer uses multiples of 32).
+        device: where samples are generated and returned ("cuda" for training).
+        seed: seed of the generator (same seed and device: same samples).
+        config: a :class:`SyntheticConfig` (default one if None).
+        max_layers: tensor slots for foreground layers (>= config.layers[1]).
+
+    :meth:`sample` returns a dict:
+
+    - ``image1``, ``image2``: (B, 3, H, W) float32 RGB in [0, 1];
+    - ``flow``: (B, 2, H, W) float32, pixels, frame 1 -> frame 2, channel 0 = x, 1 = y;
+    - ``occlusion``: (B, 1, H, W) bool, True where the frame-1 pixel has no match in frame 2;
+    - ``valid``: (B, 1, H, W) bool, where the flow is defined (everywhere here).
+    """
+
+    def __init__(self, height: int, width: int, device="cpu", seed: int = 0, config: SyntheticConfig | None = None,
+                 max_layers: int | None = None) -> None:
+        if height < 8 or width < 8:
+            raise ValueError(f"frames must be at least 8x8 pixels, got {height}x{width}")
+        self.height, self.width = int(height), int(width)
+        self.device = torch.device(device)
+        self.config = config or SyntheticConfig()
+        lo, hi = self.config.layers
+        if not 0 <= lo <= hi:
+            raise ValueError(f"config.layers must be a range 0 <= low <= high, got {self.config.layers}")
+        self.max_fg = max(hi, max_layers or 0)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(seed))
+        self.photos = load_photo_bank(self.config.texture_size).to(self.device)
+        ys = torch.arange(self.height, device=self.device, dtype=torch.float32)
+        xs = torch.arange(self.width, device=self.device, dtype=torch.float32)
+        self._gy, self._gx = torch.meshgrid(ys, xs, indexing="ij")
+
+    # ------------------------------------------------------------------ random helpers
+    def _rand(self, *shape) -> torch.Tensor:
+        return torch.rand(shape, generator=self.generator, device=self.device)
+
+    def _randn(self, *shape) -> torch.Tensor:
+        return torch.randn(shape, generator=self.generator, device=self.device)
+
+    def _uniform(self, lo, hi, *shape) -> torch.Tensor:
+        return lo + (hi - lo) * self._rand(*shape)
+
+    def _log_uniform(self, lo, hi, *shape) -> torch.Tensor:
+        return torch.exp(self._uniform(math.log(lo), math.log(hi), *shape))
+
+    def get_state(self) -> torch.Tensor:
+        """The generator state (a CPU uint8 tensor) for checkpoints."""
+        return self.generator.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        """Restore a state returned by :meth:`get_state`."""
+        self.generator.set_state(state.cpu() if torch.is_tensor(state) else torch.as_tensor(state))
+
+    # ------------------------------------------------------------------ scene parameters
+    def _scene(self, batch: int) -> dict:
+        """Random parameters of every layer, each tensor (B, L, ...) with L = 1 + max_fg;
+        layer 0 is the background, higher indices are in front."""
+        cfg, B, L = self.config, batch, 1 + self.max_fg
+        H, W = self.height, self.width
+        ms = cfg.motion_scale
+        fg = torch.ones(B, L, device=self.device)
+        fg[:, 0] = 0.0
+        bg = 1.0 - fg
+        p: dict = {}
+
+        count = torch.floor(self._uniform(cfg.layers[0], cfg.layers[1] + 1 - 1e-6, B, 1))
+        slot = torch.arange(L, device=self.device).view(1, L)
+        p["enabled"] = (slot == 0) | (slot <= count)
+
+        # Centres: background at the frame centre, foreground anywhere (a little beyond the edges).
+        cx = self._uniform(-0.1 * W, 1.1 * W, B, L) * fg + bg * (W - 1) / 2
+        cy = self._uniform(-0.1 * H, 1.1 * H, B, L) * fg + bg * (H - 1) / 2
+        p["c"] = torch.stack([cx, cy], -1)
+
+        def between(bg_value, fg_value):
+            return bg * bg_value + fg * fg_value
+
+        # Affine motion.
+        u = self._rand(B, L)
+        magnitude = between(cfg.bg_translation, cfg.fg_translation) * u.pow(1.5)
+        large = self._rand(B, L) < cfg.large_motion_prob
+        magnitude = torch.where(large, self._uniform(cfg.large_motion[0], cfg.large_motion[1], B, L) * W, magnitude) * ms
+        direction = self._uniform(0.0, 2 * math.pi, B, L)
+        p["t"] = torch.stack([magnitude * torch.cos(direction), magnitude * torch.sin(direction)], -1)
+        rot = self._uniform(-1, 1, B, L) * between(cfg.bg_rotation, cfg.fg_rotation) * math.pi / 180
+        scale = torch.exp(self._uniform(-1, 1, B, L) * between(cfg.bg_scale, cfg.fg_scale))
+        aniso = torch.exp(self._uniform(-1, 1, B, L) * between(cfg.bg_anisotropy, cfg.fg_anisotropy))
+        shear = self._uniform(-1, 1, B, L) * between(cfg.bg_shear, cfg.fg_shear)
+        cos, sin = torch.cos(rot), torch.sin(rot)
+        # M = R @ diag(s, s * a) @ [[1, shear], [0, 1]]
+        m00, m01 = cos * scale, cos * scale * shear - sin * scale * aniso
+        m10, m11 = sin * scale, sin * scale * shear + cos * scale * aniso
+        p["M"] = torch.stack([m00, m01, m10, m11], -1)
+        det = m00 * m11 - m01 * m10
+        p["Minv"] = torch.stack([m11 / det, -m01 / det, -m10 / det, m00 / det], -1)
+
+        # Non-rigid coupling shears f, g, h: two sinusoids each.
+        K = 2
+        on = (self._rand(B, L, 1, 1) < cfg.nonrigid_prob).float()
+        wavelength = self._uniform(cfg.nonrigid_wavelength[0], cfg.nonrigid_wavelength[1], B, L, 3, K) * max(H, W)
+        freq = 2 * math.pi / wavelength
+        amplitude = self._uniform(0.0, cfg.nonrigid_amplitude * ms / K, B, L, 3, K)
+        amplitude = torch.minimum(amplitude, cfg.nonrigid_max_slope / K / freq) * on
+        p["wave"] = (amplitude, freq, self._uniform(0.0, 2 * math.pi, B, L, 3, K))
+
+        # Shapes (local coordinates: rotate by -phi, divide by the radii).
+        p["shape"] = torch.multinomial(torch.tensor(cfg.shape_probs, device=self.device, dtype=torch.float32).expand(B * L, 3),
+                                       1, generator=self.generator).view(B, L)
+        radius = self._uniform(cfg.radius[0], cfg.radius[1], B, L) * min(H, W)
+        aspect = self._log_uniform(cfg.aspect[0], cfg.aspect[1], B, L).sqrt()
+        rx, ry = radius * aspect, radius / aspect
+        p["r"] = torch.stack([rx, ry], -1)
+        p["r_px"] = torch.sqrt(rx * ry)  # local units -> (roughly) pixels
+        phi = self._uniform(0.0, 2 * math.pi, B, L)
+        cos, sin = torch.cos(phi), torch.sin(phi)
+        # pixel offset from the centre -> local coordinates / SHAPE_EXTENT
+        e = SHAPE_EXTENT
+        p["rot_shape"] = torch.stack([cos / (rx * e), sin / (rx * e), -sin / (ry * e), cos / (ry * e)], -1)
+        sides = torch.floor(self._uniform(3, MAX_SIDES + 1 - 1e-6, B, L)).long()
+        p["sides"] = sides
+        p["jitter"] = self._uniform(-0.35, 0.35, B, L, MAX_SIDES)
+        harmonics = self._randn(B, L, 3)
+        harmonics = harmonics / harmonics.abs().sum(-1, keepdim=True).clamp_min(1e-6)
+        p["blob"] = (harmonics * self._uniform(cfg.blob_amplitude[0], cfg.blob_amplitude[1], B, L, 1),
+                     self._uniform(0.0, 2 * math.pi, B, L, 3))
+
+        # Texture mapping: frame-1 offset from the centre (pixels) -> grid_sample coordinates.
+        texels = self._log_uniform(cfg.texels_per_pixel[0], cfg.texels_per_pixel[1], B, L)
+        k = texels * 2.0 / cfg.texture_size
+        psi = self._uniform(0.0, 2 * math.pi, B, L)
+        p["T"] = torch.stack([k * torch.cos(psi), -k * torch.sin(psi), k * torch.sin(psi), k * torch.cos(psi)], -1)
+        p["T0"] = self._uniform(-1.0, 1.0, B, L, 2)
+        return p
+
+    # ------------------------------------------------------------------ geometry
+    @staticmethod
+    def _p(t: torch.Tensor) -> torch.Tensor:
+        """(B, L, ...) parameter -> broadcastable against (B, L, H, W)."""
+        return t[..., None, None] if t.dim() == 2 else t.unsqueeze(-1).unsqueeze(-1)
+
+    def _wave(self, p: dict, which: int, z: torch.Tensor) -> torch.Tensor:
+        amplitude, freq, phase = p["wave"]
+        out = torch.zeros_like(z)
+        for k in range(amplitude.shape[-1]):
+            a = amplitude[:, :, which, k, None, None]
+            out = out + a * torch.sin(freq[:, :, which, k, None, None] * z + phase[:, :, which, k, None, None])
+        return out
+
+    def forward_map(self, p: dict, x: torch.Tensor, y: torch.Tensor):
+        """F_l: frame-1 positions (broadcastable to (B, L, H, W)) -> frame-2 positions, every layer."""
+        c, t, m = self._p(p["c"]), self._p(p["t"]), self._p(p["M"])
+        dx, dy = x - c[:, :, 0], y - c[:, :, 1]
+        dx = dx + self._wave(p, 0, dy)
+        dy = dy + self._wave(p, 1, dx)
+        dx = dx + self._wave(p, 2, dy)
+        x2 = c[:, :, 0] + t[:, :, 0] + m[:, :, 0] * dx + m[:, :, 1] * dy
+        y2 = c[:, :, 1] + t[:, :, 1] + m[:, :, 2] * dx + m[:, :, 3] * dy
+        return x2, y2
+
+    def inverse_map(self, p: dict, x: torch.Tensor, y: torch.Tensor):
+        """F_l^-1: frame-2 positions -> frame-1 positions, every layer (exact, closed form)."""
+        c, t, mi = self._p(p["c"]), self._p(p["t"]), self._p(p["Minv"])
+        ex, ey = x - c[:, :, 0] - t[:, :, 0], y - c[:, :, 1] - t[:, :, 1]
+        dx = mi[:, :, 0] * ex + mi[:, :, 1] * ey
+        dy = mi[:, :, 2] * ex + mi[:, :, 3] * ey
+        dx = dx - self._wave(p, 2, dy)
+        dy = dy - self._wave(p, 1, dx)
+        dx = dx - self._wave(p, 0, dy)
+        return c[:, :, 0] + dx, c[:, :, 1] + dy
+
+    def shape_rasters(self, p: dict) -> torch.Tensor:
+        """(B*L, 1, R, R) signed distance of every layer's shape, in the layer's local units (shape
+        radius 1), sampled on a regular grid over [-E, E]^2 (E = ``SHAPE_EXTENT``, R =
+        ``config.shape_resolution``). The shape *is* the zero sublevel set of the bilinear
+        interpolation of this raster, the same function in both frames and in the occlusion test,
+        so the ground truth stays exact while every per-pixel evaluation is one ``grid_sample``.
+        The background is -1e3 everywhere (always inside), disabled layers +1e3 (never)."""
+        B, L = p["shape"].shape
+        R = self.config.shape_resolution
+        axis = torch.linspace(-SHAPE_EXTENT, SHAPE_EXTENT, R, device=self.device)
+        uy, ux = torch.meshgrid(axis, axis, indexing="ij")
+        ux, uy = ux.view(1, 1, R, R), uy.view(1, 1, R, R)
+        rho = torch.sqrt(ux * ux + uy * uy)
+        theta = torch.atan2(uy, ux)
+
+        sd_ellipse = (rho - 1.0).expand(B, L, R, R)
+        amp, phase = p["blob"]
+        radial = torch.ones(B, L, R, R, device=self.device)
+        for k in range(3):
+            radial = radial + amp[:, :, k, None, None] * torch.cos((k + 2) * theta + phase[:, :, k, None, None])
+        sd_blob = rho - radial
+
+        # Convex polygon inscribed in the unit circle: max over edges of (u . normal - distance).
+        n = p["sides"].unsqueeze(-1)
+        idx = torch.arange(MAX_SIDES, device=self.device).view(1, 1, MAX_SIDES)
+        jitter = p["jitter"]
+        a0 = 2 * math.pi * (idx + jitter) / n
+        a1 = 2 * math.pi * (idx + 1 + jitter.gather(-1, torch.remainder(idx + 1, n))) / n
+        mid, half = (a0 + a1) / 2, (a1 - a0) / 2
+        dist = torch.where(idx < n, torch.cos(half), torch.full_like(half, 1e4))
+        sd_poly = None
+        for i in range(MAX_SIDES):
+            e = ux * torch.cos(mid[:, :, i, None, None]) + uy * torch.sin(mid[:, :, i, None, None]) - dist[:, :, i, None, None]
+            sd_poly = e if sd_poly is None else torch.maximum(sd_poly, e)
+
+        shape = self._p(p["shape"])
+        sd = torch.where(shape == SHAPE_POLYGON, sd_poly, torch.where(shape == SHAPE_ELLIPSE, sd_ellipse, sd_blob))
+        layer = torch.arange(L, device=self.device).view(1, L, 1, 1)
+        sd = torch.where(layer == 0, torch.full_like(sd, -1e3), sd)
+        sd = torch.where(self._p(p["enabled"]), sd, torch.full_like(sd, 1e3))
+        return sd.reshape(B * L, 1, R, R)
+
+    def signed_distance(self, p: dict, rasters: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Signed distance (roughly pixels, < 0 inside) of frame-1 positions x, y (B, L, H, W) to
+        every layer's shape, from :meth:`shape_rasters`."""
+        B, L, H, W = x.shape
+        c, r, rot = self._p(p["c"]), self._p(p["r"]), self._p(p["rot_shape"])
+        dx, dy = x - c[:, :, 0], y - c[:, :, 1]
+        # local / E, ready for grid_sample (align_corners=True: -1 and 1 are the raster's end samples)
+        gx = rot[:, :, 0] * dx + rot[:, :, 1] * dy
+        gy = rot[:, :, 2] * dx + rot[:, :, 3] * dy
+        grid = torch.stack([gx, gy], -1).view(B * L, H, W, 2)
+        sd = F.grid_sample(rasters, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        return sd.view(B, L, H, W) * self._p(p["r_px"])
+
+    # ------------------------------------------------------------------ textures
+    def _procedural(self, n: int) -> torch.Tensor:
+        """(n, 3, S, S) procedural textures in [0, 1]: value noise, stripes or checkers."""
+        S = self.config.texture_size
+        dev = self.device
+        # Multi-octave value noise: random grids of 4, 8, ... cells, each octave added to the
+        # running sum after the sum is upsampled x2 (bicubic), weights 1/f^beta.
+        beta = self._uniform(0.2, 1.0, n, 1, 1, 1)
+        cells = 4
+        acc = self._randn(n, 2, cells, cells)
+        while cells * 2 <= max(4, S // 4):
+            cells *= 2
+            acc = F.interpolate(acc, size=(cells, cells), mode="bicubic", align_corners=False)
+            acc = acc + (cells / 4.0) ** (-beta) * self._randn(n, 2, cells, cells)
+        acc = _normalise(F.interpolate(acc, size=(S, S), mode="bicubic", align_corners=False))
+        noise, detail = acc[:, :1], acc[:, 1:]
+
+        coords = (torch.arange(S, device=dev, dtype=torch.float32) - S / 2)
+        yy, xx = coords.view(1, 1, S, 1), coords.view(1, 1, 1, S)
+        ang = self._uniform(0.0, math.pi, n, 1, 1, 1)
+        period = self._log_uniform(6.0, 48.0, n, 1, 1, 1)
+        sharp = self._uniform(1.0, 5.0, n, 1, 1, 1)
+        cos, sin = torch.cos(ang) * (2 * math.pi / period), torch.sin(ang) * (2 * math.pi / period)
+        along = torch.sin(xx * cos + yy * sin + self._uniform(0, 6.3, n, 1, 1, 1))
+        across = torch.sin(yy * cos - xx * sin + self._uniform(0, 6.3, n, 1, 1, 1))
+        kind = torch.multinomial(torch.tensor([0.6, 0.2, 0.2], device=dev).expand(n, 3), 1, generator=self.generator).view(n, 1, 1, 1)
+        periodic = torch.where(kind == 1, along, along * across * 2)  # stripes or a checker
+        periodic = 0.5 + 0.5 * torch.tanh(sharp * periodic) / torch.tanh(sharp)
+        # Periodic patterns are modulated by the noise so they are not perfectly periodic.
+        wobble = self._uniform(0.0, 0.5, n, 1, 1, 1)
+        pattern = torch.where(kind == 0, noise, periodic * (1 - wobble) + noise * wobble)
+        c0, c1 = self._rand(n, 3, 1, 1), self._rand(n, 3, 1, 1)
+        tex = c0 + (c1 - c0) * pattern
+        # A little independent detail so channels are not perfectly correlated.
+        mix = self._uniform(0.0, 0.3, n, 3, 1, 1)
+        return (tex + mix * (detail - 0.5)).clamp(0, 1)
+
+    def _textures(self, n: int, needed: torch.Tensor) -> torch.Tensor:
+        """(n, 3, S, S) textures: photographs (random channel order and gains) or procedural.
+        Slots where ``needed`` (n,) is False (disabled layers) stay zero."""
+        S = self.config.texture_size
+        out = torch.zeros(n, 3, S, S, device=self.device)
+        photo_index = torch.floor(self._uniform(0, max(self.photos.shape[0], 1) - 1e-6, n)).long()
+        use_photo = (self._rand(n) < self.config.photo_prob) & (self.photos.shape[0] > 0)
+        perm = torch.argsort(self._rand(n, 3), dim=1)
+        gain = self._uniform(0.75, 1.25, n, 3, 1, 1)
+        # The random draws above are made for every slot, so the stream does not depend on
+        # which slots are used; only the textures actually needed are built.
+        proc_slots = torch.nonzero(needed & ~use_photo).flatten()
+        photo_slots = torch.nonzero(needed & use_photo).flatten()
+        if proc_slots.numel():
+            out[proc_slots] = self._procedural(proc_slots.numel())
+        if photo_slots.numel():
+            photo = self.photos.index_select(0, photo_index[photo_slots])
+            photo = photo.gather(1, perm[photo_slots].view(-1, 3, 1, 1).expand_as(photo))
+            out[photo_slots] = (photo * gain[photo_slots]).clamp(0, 1)
+        return out
+
+    # ------------------------------------------------------------------ rendering
+    def _render(self, p: dict, rasters: torch.Tensor, textures: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+        """Composite every layer evaluated at its frame-1 positions (x, y) (B, L, H, W).
+        Returns (B, 3, H, W) image and (B, L, H, W) bool 'inside the shape'."""
+        B, L, H, W = x.shape
+        sd = self.signed_distance(p, rasters, x, y)
+        alpha = (0.5 - sd / self.config.edge_softness).clamp(0.0, 1.0)
+        c, T, T0 = self._p(p["c"]), self._p(p["T"]), self._p(p["T0"])
+        dx, dy = x - c[:, :, 0], y - c[:, :, 1]
+        gx = T[:, :, 0] * dx + T[:, :, 1] * dy + T0[:, :, 0]
+        gy = T[:, :, 2] * dx + T[:, :, 3] * dy + T0[:, :, 1]
+        grid = torch.stack([gx, gy], -1).view(B * L, H, W, 2)
+        colour = F.grid_sample(textures, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        colour = colour.view(B, L, 3, H, W)
+        image = colour[:, 0]
+        for layer in range(1, L):
+            a = alpha[:, layer : layer + 1]
+            image = image + a * (colour[:, layer] - image)
+        return image, sd < 0
+
+    # ------------------------------------------------------------------ augmentation
+    def _augment(self, image1: torch.Tensor, image2: torch.Tensor):
+        cfg, B = self.config, image1.shape[0]
+        delta = cfg.frame_delta
+
+        def pair(draw, key):
+            first = draw()
+            return first, first + self._uniform(-1, 1, *first.shape) * delta.get(key, 0.0)
+
+        # Blur (same sigma up to 10 %), before the photometric changes.
+        blur = self._rand(B) < cfg.blur_prob
+        sigma1 = self._uniform(cfg.blur_sigma[0], cfg.blur_sigma[1], B) * blur
+        sigma2 = sigma1 * self._uniform(0.9, 1.1, B)
+        image1, image2 = _gaussian_blur(image1, sigma1), _gaussian_blur(image2, sigma2)
+
+        out = []
+        bright = pair(lambda: self._uniform(-cfg.brightness, cfg.brightness, B, 1, 1, 1), "brightness")
+        contrast = pair(lambda: self._log_uniform(cfg.contrast[0], cfg.contrast[1], B, 1, 1, 1), "contrast")
+        gamma = pair(lambda: self._log_uniform(cfg.gamma[0], cfg.gamma[1], B, 1, 1, 1), "gamma")
+        gain = pair(lambda: self._uniform(1 - cfg.color, 1 + cfg.color, B, 3, 1, 1), "color")
+        for i, image in enumerate((image1, image2)):
+            mean = image1.mean(dim=(1, 2, 3), keepdim=True)  # frame 1's mean for both: a shared pivot
+            image = (image - mean) * contrast[i] + mean + bright[i]
+            image = (image * gain[i]).clamp(0.0, 1.0)
+            image = image.clamp_min(1e-6).pow(gamma[i].clamp_min(0.1))
+            sigma = self._uniform(cfg.noise[0], cfg.noise[1], B, 1, 1, 1)
+            image = image + sigma * self._randn(*image.shape)
+            out.append(image.clamp(0.0, 1.0))
+        return out[0], out[1]
+
+    # ------------------------------------------------------------------ public
+    @torch.no_grad()
+    def sample(self, batch: int) -> dict:
+        """Generate ``batch`` pairs; see the class docstring for the returned dict."""
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        B, H, W = int(batch), self.height, self.width
+        p = self._scene(B)
+        L = 1 + self.max_fg
+        textures = self._textures(B * L, p["enabled"].reshape(-1))
+        gx = self._gx.view(1, 1, H, W).expand(B, L, H, W)
+        gy = self._gy.view(1, 1, H, W).expand(B, L, H, W)
+
+        rasters = self.shape_rasters(p)
+        image1, inside1 = self._render(p, rasters, textures, gx, gy)
+        x1, y1 = self.inverse_map(p, gx, gy)
+        image2, _ = self._render(p, rasters, textures, x1, y1)
+
+        # Flow of the visible (front-most inside) layer.
+        layer = torch.arange(L, device=self.device).view(1, L, 1, 1)
+        visible = torch.where(inside1, layer, torch.zeros_like(layer)).amax(dim=1, keepdim=True)  # (B, 1, H, W)
+        fx, fy = self.forward_map(p, gx, gy)
+        dest_x = fx.gather(1, visible)
+        dest_y = fy.gather(1, visible)
+        flow = torch.cat([dest_x - self._gx, dest_y - self._gy], dim=1)
+
+        # Occlusion: the destination leaves the frame, or a layer in front covers it in frame 2.
+        outside = (dest_x < 0) | (dest_x > W - 1) | (dest_y < 0) | (dest_y > H - 1)
+        bx, by = self.inverse_map(p, dest_x.expand(B, L, H, W), dest_y.expand(B, L, H, W))
+        covered = (self.signed_distance(p, rasters, bx, by) < 0) & (layer > visible)
+        occlusion = outside | covered.any(dim=1, keepdim=True)
+
+        if self.config.augment:
+            image1, image2 = self._augment(image1, image2)
+        valid = torch.isfinite(flow).all(dim=1, keepdim=True)
+        return {
+            "image1": image1.contiguous(),
+            "image2": image2.contiguous(),
+            "flow": flow.contiguous(),
+            "occlusion": occlusion,
+            "valid": valid,
+        }
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample min-max normalisation of (N, C, H, W) to [0, 1]."""
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    hi = x.amax(dim=(1, 2, 3), keepdim=True)
+    return (x - lo) / (hi - lo).clamp_min(1e-6)
+
+
+def _gaussian_blur(image: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur with a per-sample sigma (B,), pixels; sigma <= 0.05 is identity."""
+    B, C, H, W = image.shape
+    smax = float(sigma.max())
+    if smax <= 0.05:
+        return image
+    radius = max(1, int(math.ceil(3 * smax)))
+    offsets = torch.arange(-radius, radius + 1, device=image.device, dtype=image.dtype)
+    s = sigma.clamp_min(1e-3).view(B, 1)
+    kernel = torch.exp(-0.5 * (offsets.view(1, -1) / s) ** 2)
+    identity = (offsets == 0).to(image.dtype).view(1, -1).expand(B, -1)
+    kernel = torch.where((sigma > 0.05).view(B, 1), kernel, identity)
+    kernel = kernel / kernel.sum(1, keepdim=True)
+    kernel = kernel.repeat_interleave(C, dim=0)  # (B*C, K)
+    x = image.reshape(1, B * C, H, W)
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel.view(B * C, 1, 1, -1), groups=B * C)
+    x = F.conv2d(x, kernel.view(B * C, 1, -1, 1), groups=B * C)
+    return x.view(B, C, H, W)
+
+
+def write_samples(folder, count: int = 4, height: int = 224, width: int = 320, seed: int = 0, device="cpu",
+                  config: SyntheticConfig | None = None) -> list:
+    """Write ``count`` samples as PNGs for the docs: ``sample_<i>_image1.png``, ``_image2.png``,
+    ``_flow.png`` (Middlebury colour wheel), ``_occlusion.png`` (white = occluded), plus
+    ``samples.png``, all of them side by side (one row per sample). Returns the written paths."""
+    from ..io import flow_to_color, occlusion_to_image, write_image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = SyntheticFlow(height, width, device=device, seed=seed, config=config).sample(count)
+    paths, rows = [], []
+    for i in range(count):
+        im1 = (data["image1"][i].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        im2 = (data["image2"][i].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        color = flow_to_color(data["flow"][i].permute(1, 2, 0).cpu().numpy())
+        occ = occlusion_to_image(data["occlusion"][i, 0].cpu().numpy())
+        occ3 = np.repeat(occ[:, :, None], 3, axis=2)
+        for name, image in (("image1", im1), ("image2", im2), ("flow", color), ("occlusion", occ)):
+            path = folder / f"sample_{i}_{name}.png"
+            write_image(path, image)
+            paths.append(path)
+        gap = np.full((height, 4, 3), 255, np.uint8)
+        rows.append(np.concatenate([im1, gap, im2, gap, color, gap, occ3], axis=1))
+        rows.append(np.full((4, rows[-1].shape[1], 3), 255, np.uint8))
+    sheet = folder / "samples.png"
+    write_image(sheet, np.concatenate(rows[:-1], axis=0))
+    paths.append(sheet)
+    return paths
+
+
+if __name__ == "__main__":  # python -m lfn_ros.data.synthetic OUT_DIR
+    import sys
+
+    out = sys.argv[1] if len(sys.argv) > 1 else "out/synthetic"
+    for written in write_samples(out, count=int(os.environ.get("COUNT", "4"))):
+        print(written)

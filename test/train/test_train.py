@@ -1,0 +1,218 @@
+"""Training: the multi-scale loss, overfitting a batch, exact resume, checkpoint safety, the CLI."""
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from lfn_ros.model.liteflownet import LiteFlowNet
+from lfn_ros.model.weights import WeightsError, load_model, read_checkpoint
+from lfn_ros.train.loss import LEVEL_WEIGHTS, downsample_flow, multiscale_loss
+from lfn_ros.train.trainer import Trainer, add_parser, bilinear_kernel, default_args, initialise, parse_size, run_cli, warp_error_px
+
+H, W = 64, 96
+
+
+def perfect_levels(flow, level_ids):
+    return [downsample_flow(flow / 20.0, 2 ** (k - 1))[0] for k in level_ids]
+
+
+def tiny_args(**overrides):
+    base = dict(size=(H, W), batch=2, finest_level=5, warmup=0, lr=1e-4, resume="none", seed=0)
+    base.update(overrides)
+    return default_args(**base)
+
+
+# ------------------------------------------------------------------ loss
+
+def test_loss_is_zero_for_perfect_predictions():
+    flow = torch.randn(2, 2, H, W) * 5
+    levels = perfect_levels(flow, (6, 5, 4, 3, 2))
+    loss, parts = multiscale_loss(levels, flow)
+    assert float(loss) == 0.0
+    assert set(parts) == {6, 5, 4, 3, 2}
+
+
+def test_level_weights_are_the_published_ones_and_sum_over_pixels():
+    assert LEVEL_WEIGHTS == {6: 0.32, 5: 0.08, 4: 0.02, 3: 0.01, 2: 0.005}
+    flow = torch.randn(2, 2, H, W)
+    ids = (6, 5, 4, 3, 2)
+    for k in ids:
+        levels = perfect_levels(flow, ids)
+        i = ids.index(k)
+        levels[i] = levels[i] + torch.tensor([0.3, 0.4]).view(1, 2, 1, 1)  # endpoint error 0.5 everywhere
+        loss, parts = multiscale_loss(levels, flow)
+        pixels = (H // 2 ** (k - 1)) * (W // 2 ** (k - 1))
+        expected = LEVEL_WEIGHTS[k] * 0.5 * pixels  # summed over pixels, averaged over the batch of 2
+        assert float(loss) == pytest.approx(expected, rel=1e-5), k
+        assert float(parts[k]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_loss_respects_the_valid_mask_and_partial_levels():
+    flow = torch.randn(1, 2, H, W)
+    valid = torch.ones(1, 1, H, W, dtype=torch.bool)
+    valid[..., : W // 2] = False
+    ids = (6, 5, 4)
+    # The target at each level is the mean over the *valid* pixels of each cell ...
+    levels = [downsample_flow(flow / 20.0, 2 ** (k - 1), valid)[0] for k in ids]
+    # ... and garbage in cells without valid pixels changes nothing (level 4 cells are 8x8).
+    levels[-1][..., : W // 16] += 100.0
+    loss, parts = multiscale_loss(levels, flow, valid, level_ids=ids)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+    assert set(parts) == set(ids)
+
+
+def test_downsample_is_an_area_average():
+    flow = torch.arange(16.0).view(1, 1, 4, 4).repeat(1, 2, 1, 1)
+    out, valid = downsample_flow(flow, 2)
+    assert torch.equal(out[0, 0], torch.tensor([[2.5, 4.5], [10.5, 12.5]]))
+    assert valid.all()
+    with pytest.raises(ValueError):
+        downsample_flow(flow, 3)
+
+
+def test_loss_rejects_mismatched_levels():
+    flow = torch.zeros(1, 2, H, W)
+    with pytest.raises(ValueError):
+        multiscale_loss([torch.zeros(1, 2, 3, 3)], flow)
+
+
+def test_robust_variant_runs_and_is_smaller_for_better_predictions():
+    flow = torch.randn(1, 2, H, W)
+    ids = (6, 5)
+    good = perfect_levels(flow, ids)
+    bad = [level + 1.0 for level in good]
+    assert float(multiscale_loss(good, flow, level_ids=ids, robust=True)[0]) < float(multiscale_loss(bad, flow, level_ids=ids, robust=True)[0])
+
+
+# ------------------------------------------------------------------ initialisation and schedule
+
+def test_initialisation_upsamples_flow_bilinearly():
+    assert torch.allclose(bilinear_kernel(4)[0], torch.tensor([0.0625, 0.1875, 0.1875, 0.0625]))
+    model = LiteFlowNet()
+    initialise(model)
+    up = model.matching["level5"].upflow
+    coarse = torch.ones(1, 2, 4, 4) * torch.tensor([1.0, -2.0]).view(1, 2, 1, 1)
+    fine = up(coarse)
+    assert fine.shape == (1, 2, 8, 8)
+    assert torch.allclose(fine[..., 1:-1, 1:-1], torch.tensor([1.0, -2.0]).view(1, 2, 1, 1).expand(1, 2, 6, 6))
+
+
+def test_learning_rate_schedule():
+    trainer = Trainer(tiny_args(lr=1e-4, warmup=10, lr_decay_every=100), device="cpu")
+    assert trainer.lr_at(0) == pytest.approx(1e-5)
+    assert trainer.lr_at(9) == pytest.approx(1e-4)
+    assert trainer.lr_at(99) == pytest.approx(1e-4)
+    assert trainer.lr_at(100) == pytest.approx(5e-5)
+    assert trainer.lr_at(250) == pytest.approx(2.5e-5)
+
+
+def test_mixed_precision_is_off_on_the_cpu_and_the_warp_probe_works():
+    assert warp_error_px("cpu", torch.float32) < 1e-3
+    trainer = Trainer(tiny_args(amp="bf16"), device="cpu")
+    assert trainer.amp_dtype is None
+
+
+def test_parse_size():
+    assert parse_size("320x224") == (224, 320)
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_size("300x200")
+
+
+# ------------------------------------------------------------------ training
+
+def test_a_few_steps_overfit_a_fixed_batch():
+    torch.manual_seed(0)
+    trainer = Trainer(tiny_args(lr=3e-4), device="cpu")
+    batch = trainer.data.sample(2)
+    first = trainer.train_step(batch)
+    for _ in range(14):
+        last = trainer.train_step(batch)
+    assert last["loss"] < 0.7 * first["loss"], (first["loss"], last["loss"])
+    assert last["skipped"] == 0 and trainer.step == 15
+
+
+def test_inactive_levels_are_frozen():
+    trainer = Trainer(tiny_args(finest_level=5), device="cpu")
+    assert not any(p.requires_grad for p in trainer.model.matching["level2"].parameters())
+    assert all(p.requires_grad for p in trainer.model.matching["level5"].parameters())
+    before = {k: v.clone() for k, v in trainer.model.regularization["level4"].state_dict().items()}
+    trainer.train_step()
+    after = trainer.model.regularization["level4"].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_resume_continues_exactly(tmp_path):
+    torch.manual_seed(1)
+    straight = Trainer(tiny_args(), device="cpu")
+    straight.train_step()
+    straight.train_step()
+    straight.save(tmp_path / "ckpt.pt", card={"steps": straight.step})
+    straight.train_step()
+    straight.train_step()
+
+    torch.manual_seed(123)  # a different initialisation, all of it overwritten by the checkpoint
+    resumed = Trainer(tiny_args(seed=77), device="cpu")
+    resumed.load(tmp_path / "ckpt.pt")
+    assert resumed.step == 2
+    # Parameters and optimizer state identical right after loading...
+    saved = read_checkpoint(tmp_path / "ckpt.pt")
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(value, saved["state_dict"][name]), name
+    opt_a = saved["training"]["optimizer"]["state"]
+    opt_b = resumed.optimizer.state_dict()["state"]
+    assert opt_a.keys() == opt_b.keys()
+    for key in opt_a:
+        for field in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(torch.as_tensor(opt_a[key][field]), torch.as_tensor(opt_b[key][field]))
+    # ... and two more steps (same data stream, same schedule) give the same weights.
+    resumed.train_step()
+    resumed.train_step()
+    assert resumed.step == straight.step == 4
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-7), name
+
+
+def test_corrupt_or_truncated_checkpoints_are_refused(tmp_path):
+    trainer = Trainer(tiny_args(), device="cpu")
+    good = tmp_path / "good.pt"
+    trainer.save(good, card={})
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint" * 100)
+    for path in (truncated, garbage):
+        with pytest.raises(WeightsError, match="could not be read"):
+            trainer.load(path)
+    with pytest.raises(WeightsError, match="does not exist"):
+        trainer.load(tmp_path / "missing.pt")
+
+
+def test_cli_runs_resumes_accumulates_and_exports(tmp_path):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    add_parser(sub)
+    out, export = tmp_path / "run", tmp_path / "shipped.pt"
+    common = ["train", "--out", str(out), "--size", "96x64", "--batch", "1", "--finest-level", "6",
+              "--log-every", "1", "--device", "cpu"]
+    args = parser.parse_args(common + ["--steps", "2", "--resume", "none"])
+    assert args.func is run_cli
+    assert run_cli(args) == 0
+    args = parser.parse_args(common + ["--steps", "1", "--export", str(export)])  # resume auto: OUT/last.pt
+    assert run_cli(args) == 0
+    for name in ("last.pt", "metrics.csv", "curves.png", "card.json"):
+        assert (out / name).is_file(), name
+    card = json.loads((out / "card.json").read_text())
+    assert card["steps"] == 3 and card["pairs_seen"] == 3 and len(card["runs"]) == 2
+    assert card["finest_level_trained"] == card["recommended_finest_level"] == 6 and card["recipe"]["size"] == "96x64"
+    assert "CPU" in card["hardware"] and card["wall_time_s"] > 0 and card["runs"][-1]["precision"] == "float32"
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 3
+    shipped = read_checkpoint(export)
+    assert "training" not in shipped and shipped["card"]["steps"] == 3
+    assert all(v.dtype == torch.float16 for v in shipped["state_dict"].values() if v.is_floating_point())
+    model, card = load_model(export)
+    assert card["trained"] and card["steps"] == 3
+    assert model.finest_level == 6  # the level it was trained to
