@@ -371,7 +371,10 @@ def _resolve_resume(args, out: Path):
 
 def _build_card(trainer: Trainer, previous: dict, run: dict, evaluation: dict | None) -> dict:
     args = trainer.args
-    runs = list(previous.get("runs", [])) + [run]
+    # An export-only call (--steps 0) trains nothing: it must not add a run or replace the
+    # recipe, hardware and data settings of the runs that did the training.
+    trained = run["steps"] > 0 or not previous
+    runs = list(previous.get("runs", [])) + ([run] if trained else [])
     levels = [r.get("finest_level") for r in runs if r.get("finest_level") and r.get("steps", 0) > 0]
     card = {
         "name": "liteflownet_synthetic",
@@ -381,12 +384,12 @@ def _build_card(trainer: Trainer, previous: dict, run: dict, evaluation: dict | 
         "loss": "multi-scale L2 endpoint error, level weights " + json.dumps({str(k): v for k, v in LEVEL_WEIGHTS.items()})
                 + (", robust penalty" if args.robust else ""),
         "optimizer": "Adam (0.9, 0.999), gradient-norm clipping",
-        "recipe": _plain(vars(args) | {"size": f"{args.size[1]}x{args.size[0]}"}),
-        "synthetic_config": trainer.data_config.to_dict(),
+        "recipe": _plain(vars(args) | {"size": f"{args.size[1]}x{args.size[0]}"}) if trained else previous.get("recipe"),
+        "synthetic_config": trainer.data_config.to_dict() if trained else previous.get("synthetic_config"),
         "steps": trainer.step,
         "pairs_seen": int(previous.get("pairs_seen", 0)) + run["pairs"],
         "wall_time_s": round(float(previous.get("wall_time_s", 0.0)) + run["wall_time_s"], 1),
-        "hardware": run["hardware"],
+        "hardware": run["hardware"] if trained else previous.get("hardware", run["hardware"]),
         # The finest level any run trained; load_model runs the network to this level by default.
         "finest_level_trained": min(levels) if levels else args.finest_level,
         "recommended_finest_level": min(levels) if levels else args.finest_level,
