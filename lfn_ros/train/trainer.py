@@ -458,7 +458,12 @@ def plot_curves(out: Path) -> Path | None:
             axes[1].plot(*zip(*points), marker="o", lw=1, label=f"eval: {name}")
     axes[1].set(title="endpoint error (pixels)", xlabel="step", yscale="log")
     axes[1].legend(fontsize=7)
+    # Dotted lines where a new run resumed (crop size, level or motion may change there).
+    starts = [int(rows[i]["step"]) - int(rows[i]["run_step"]) for i in range(1, len(rows))
+              if int(rows[i]["run_step"]) < int(rows[i - 1]["run_step"])]
     for ax in axes:
+        for start in starts:
+            ax.axvline(start, color="grey", ls=":", lw=1)
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     path = out / "curves.png"
