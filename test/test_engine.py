@@ -1,3 +1,4 @@
+import copy
 import logging
 
 import numpy as np
@@ -93,6 +94,6 @@ def test_cuda_streams_match_cpu():
     torch.manual_seed(0)
     model = LiteFlowNet()
     cpu = FlowEngine(model=model, device="cpu")
-    gpu = FlowEngine(model=LiteFlowNet().load_state_dict(model.state_dict()) or model, device="cuda")
+    gpu = FlowEngine(model=copy.deepcopy(model), device="cuda")
     a, b, _ = frames(128, 160)
     np.testing.assert_allclose(cpu.infer(a, b).flow, gpu.infer(a, b).flow, atol=1e-3)
