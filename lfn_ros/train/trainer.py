@@ -520,6 +520,7 @@ def _train(args, out: Path, device, rank: int, world: int, main: bool) -> int:
 
     def request_stop(signum, frame):  # finish the current step, save, exit
         stop["flag"] = True
+        print(f"\n[train] {signal.Signals(signum).name} received: stopping after this step and saving", file=sys.stderr, flush=True)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
