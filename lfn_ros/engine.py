@@ -149,23 +149,25 @@ class PendingFlow:
         if self._done is not None:
             self._done.synchronize()
         clock = self._clock
+        if "upload_start" in self._staged.events:
+            upload = float(self._staged.events["upload_start"].elapsed_time(self._staged.events["upload_end"]))
+        else:
+            upload = self._staged.host_ms.get("upload", 0.0)
         timings = {
-            "upload": self._staged.host_ms.get("upload", 0.0),
+            "upload": upload,
             "preprocess": clock.elapsed_ms("start", "preprocessed"),
             "features": clock.elapsed_ms("preprocessed", "features"),
             "decoder": clock.elapsed_ms("features", "decoded"),
             "postprocess": clock.elapsed_ms("decoded", "postprocessed"),
             "download": clock.elapsed_ms("postprocessed", "downloaded"),
         }
-        if "upload_start" in self._staged.events:
-            timings["upload"] = float(self._staged.events["upload_start"].elapsed_time(self._staged.events["upload_end"]))
         timings["compute"] = sum(timings[s] for s in STAGES)
-        flow = self._flow.numpy()
-        occlusion = self._occ.numpy() if self._occ is not None else None
-        # Copies leave the pinned buffers free for the next frame.
+        # Views, not copies: every frame gets freshly allocated output tensors (pinned ones come
+        # from torch's caching host allocator), and a numpy view keeps its tensor alive, so no
+        # later frame can write into a result that was handed out.
         return FlowResult(
-            flow=np.array(flow, copy=True),
-            occlusion=None if occlusion is None else np.array(occlusion, copy=True),
+            flow=self._flow.numpy(),
+            occlusion=self._occ.numpy() if self._occ is not None else None,
             timings=timings,
             **self._args,
         )

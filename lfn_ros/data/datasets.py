@@ -55,6 +55,7 @@ import cv2
 import numpy as np
 
 from ..io import UNKNOWN_FLOW_THRESHOLD, read_flo, read_image, read_kitti_flow
+from ..io.images import decode_image_file
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -123,11 +124,7 @@ class SampleLoader:
 def read_mask(path: PathLike) -> np.ndarray:
     """Read a binary mask PNG (grey or colour, 8 or 16 bit): (H, W) bool, True where the value
     is above half of the type's range (255 = set for 8-bit masks)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {path}")
-    buf = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    image, _ = decode_image_file(path, cv2.IMREAD_UNCHANGED, what="mask")
     if image is None:
         raise DatasetError(f"{path}: cannot be decoded as a mask image")
     if image.ndim == 3:

@@ -33,6 +33,28 @@ class ImageFileError(ValueError):
     """An image file cannot be decoded or an array cannot be written as an image."""
 
 
+def decode_image_file(path: PathLike, flags: int = cv2.IMREAD_UNCHANGED, what: str = "image"):
+    """Decode an image file with OpenCV (paths with any characters, via np.fromfile).
+
+    Returns:
+        (image or None when empty/undecodable, file size in bytes). The caller raises its own
+        error type for None, naming the file.
+
+    Raises:
+        FileNotFoundError: no such file ("<what> file not found: <path>").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    buf = np.fromfile(str(path), dtype=np.uint8)
+    if buf.size == 0:
+        return None, 0
+    try:
+        return cv2.imdecode(buf, flags), buf.size
+    except cv2.error:
+        return None, buf.size
+
+
 def read_image(path: PathLike) -> np.ndarray:
     """Read an image file as 8-bit RGB.
 
@@ -47,18 +69,11 @@ def read_image(path: PathLike) -> np.ndarray:
         FileNotFoundError: no such file.
         ImageFileError: the file is empty or cannot be decoded (message names the file).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    buf = np.fromfile(str(path), dtype=np.uint8)
-    if buf.size == 0:
+    bgr, size = decode_image_file(path, cv2.IMREAD_COLOR)
+    if size == 0:
         raise ImageFileError(f"{path}: empty file, not an image")
-    try:
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    except cv2.error as exc:
-        raise ImageFileError(f"{path}: cannot be decoded as an image: {exc}") from exc
     if bgr is None:
-        raise ImageFileError(f"{path}: cannot be decoded as an image ({buf.size} bytes)")
+        raise ImageFileError(f"{path}: cannot be decoded as an image ({size} bytes)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

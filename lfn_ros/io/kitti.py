@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from .flo import FlowFileError
+from .images import decode_image_file
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -55,13 +56,9 @@ def read_kitti_flow(path: PathLike) -> Tuple[np.ndarray, np.ndarray]:
         FlowFileError: undecodable, not 16-bit or not 3-channel (the message names the file and
             what was found).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"KITTI flow file not found: {path}")
-    buf = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    image, size = decode_image_file(path, cv2.IMREAD_UNCHANGED, what="KITTI flow")
     if image is None:
-        raise FlowFileError(f"{path}: cannot be decoded as an image ({buf.size} bytes)")
+        raise FlowFileError(f"{path}: cannot be decoded as an image ({size} bytes)")
     if image.dtype != np.uint16 or image.ndim != 3 or image.shape[2] != 3:
         channels = 1 if image.ndim == 2 else image.shape[2]
         raise FlowFileError(
