@@ -14,7 +14,6 @@ from lfn_ros.evaluate import (
     METHODS,
     MethodUnavailable,
     add_parser,
-    default_raft_weights,
     endpoint_error,
     error_counts,
     evaluate,
@@ -24,6 +23,7 @@ from lfn_ros.evaluate import (
     summarize_errors,
 )
 from lfn_ros.model.weights import UntrainedWarning
+from lfn_ros.resources import raft_weights
 
 # ------------------------------------------------------------------------- endpoint error
 
@@ -163,9 +163,9 @@ def test_raft_is_skipped_without_torchvision_and_cuda():
 def test_raft_key_mapping_covers_the_authors_checkpoint():
     import torch
 
-    path = default_raft_weights()
-    if not path.is_file():
-        pytest.skip(f"no RAFT-small weights at {path}")
+    path = raft_weights()
+    if path is None or not path.is_file():
+        pytest.skip(f"no RAFT-small weights at {path} ($LFN_ROS_RAFT_WEIGHTS)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     mapped = raft_state_dict(state)
     assert len(mapped) == len(state) == 106

@@ -15,6 +15,7 @@ file cannot run code (DESIGN.md section 4)::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import warnings
@@ -22,13 +23,14 @@ from pathlib import Path
 
 import torch
 
-from .liteflownet import RGB_MEAN, LiteFlowNet, count_parameters
+from ..resources import DEFAULT_WEIGHTS, default_weights
+from .liteflownet import LEVELS, RGB_MEAN, LiteFlowNet, count_parameters
 
 FORMAT = "lfn_ros-checkpoint"
 FORMAT_VERSION = 1
 ARCHITECTURE = "LiteFlowNet"
-#: The checkpoint that ships with the package (trained by lfn_ros on synthetic data).
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "liteflownet_synthetic.pt"
+#: Finest levels the model accepts (LiteFlowNet's NetE levels).
+FINEST_LEVELS = LEVELS
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,13 @@ class UntrainedWarning(UserWarning):
     """The network runs with random weights: its flow is noise."""
 
 
-def default_weights() -> Path | None:
-    """The shipped checkpoint, or None when the package has none."""
-    return DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None
+def file_sha256(path) -> str:
+    """Hex sha256 of a file: ties a result (evaluation, card) to the exact checkpoint it measured."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_checkpoint(path, model: LiteFlowNet, card: dict | None = None, training: dict | None = None, half: bool = False) -> Path:
@@ -132,25 +138,47 @@ def apply_state_dict(model: LiteFlowNet, state: dict, source: str = "state dict"
             tensor.copy_(state[name].to(tensor.dtype))
 
 
+def was_trained(card: dict) -> bool:
+    """The checkpoint's own record of training: its ``trained`` entry where it has one, else
+    whether its card counts at least one optimizer step. A file saved after 0 steps is not trained."""
+    if "trained" in card:
+        return bool(card["trained"])
+    return int(card.get("steps", 0) or 0) > 0
+
+
+def resolve_finest_level(requested: int | None, card: dict) -> int:
+    """The finest NetE level to run: ``requested`` (None or 0 = no preference), else the card's
+    ``recommended_finest_level`` (the finest level it was trained to), else 2 as published.
+    The one place this is decided (engine, node, CLI and export all call it through load_model)."""
+    level = requested or card.get("recommended_finest_level") or 2
+    level = int(level)
+    if level not in FINEST_LEVELS:
+        raise WeightsError(f"finest level {level} is not one of LiteFlowNet's levels {sorted(FINEST_LEVELS)}")
+    return level
+
+
 def load_model(weights="default", finest_level: int | None = None, device="cpu") -> tuple[LiteFlowNet, dict]:
     """Build LiteFlowNet and load weights.
 
     Args:
-        weights: a checkpoint path; "default" for the shipped checkpoint; None for random
-            weights (warns loudly: the output is noise).
-        finest_level: see :class:`LiteFlowNet`; None takes the checkpoint card's
-            ``recommended_finest_level`` (the finest level it was trained to), else 2.
+        weights: a checkpoint path; "default" for the shipped checkpoint (a WeightsError when
+            this installation has none); None or "" for random weights, only when asked for
+            explicitly (warns loudly: the output is noise).
+        finest_level: see :func:`resolve_finest_level` (None: the checkpoint's recommendation).
         device: torch device for the model.
 
     Returns:
-        (model in eval mode on ``device``, card dict). The card has ``"trained": False`` and
-        ``"name": "untrained"`` when no weights were loaded.
+        (model in eval mode on ``device``, card dict). The card's ``trained`` is the
+        checkpoint's own record (:func:`was_trained`); ``path`` and ``sha256`` name the file;
+        an untrained model's card is ``{"name": "untrained", "trained": False}``.
     """
-    model = LiteFlowNet(finest_level=finest_level or 2)
     if weights == "default":
         weights = default_weights()
         if weights is None:
-            log.warning("no shipped weights found at %s", DEFAULT_WEIGHTS)
+            raise WeightsError(
+                f"the shipped weights file {DEFAULT_WEIGHTS} is missing from this installation: reinstall lfn_ros, "
+                "pass a checkpoint (--weights PATH / weights:=PATH), or ask for untrained weights explicitly "
+                "(--weights '' / weights:='')")
     if weights is None or weights == "":
         message = (
             "LiteFlowNet is running with RANDOM, UNTRAINED weights: its flow is noise. "
@@ -159,15 +187,18 @@ def load_model(weights="default", finest_level: int | None = None, device="cpu")
         warnings.warn(message, UntrainedWarning, stacklevel=2)
         log.warning(message)
         card = {"name": "untrained", "trained": False}
+        model = LiteFlowNet(finest_level=resolve_finest_level(finest_level, card))
     else:
         payload = read_checkpoint(weights)
-        apply_state_dict(model, payload["state_dict"], source=f"weights file {weights}")
         card = dict(payload.get("card", {}))
+        model = LiteFlowNet(finest_level=resolve_finest_level(finest_level, card))
+        apply_state_dict(model, payload["state_dict"], source=f"weights file {weights}")
         card.setdefault("name", Path(weights).stem)
-        card["trained"] = True
+        card["trained"] = was_trained(card)
         card["path"] = str(weights)
-        if finest_level is None:
-            model.finest_level = int(card.get("recommended_finest_level", 2))
+        card["sha256"] = file_sha256(weights)
+        if not card["trained"]:
+            log.warning("weights file %s records no training (0 steps): its flow is noise", weights)
     return model.to(device).eval(), card
 
 
