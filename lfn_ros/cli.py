@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 #: Modules that contribute subcommands via ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES = ("lfn_ros.demo", "lfn_ros.evaluate", "lfn_ros.train.trainer", "lfn_ros.export")
+SUBCOMMAND_MODULES = ("lfn_ros.demo", "lfn_ros.evaluate", "lfn_ros.train.cli", "lfn_ros.export")
 
 #: Frames shipped with the package for demos (see lfn_ros/data/sequence/README.md).
 SEQUENCE_DIR = Path(__file__).resolve().parent / "data" / "sequence"

@@ -100,13 +100,18 @@ class SyntheticConfig:
             2 * radius / shape_resolution pixels).
 
     Motion (frame 1 -> frame 2)
-        translation: maximum translation magnitude of the background (camera) and of a
-            foreground layer; magnitude = max * u ** 1.5 (u uniform), so small motions are
-            common and large ones rarer, direction uniform.
+        bg_translation_width, fg_translation_width: maximum translation of the background
+            (camera) and of a foreground layer, as a fraction of the frame width; magnitude =
+            max * u ** 1.5 (u uniform), so small motions are common, direction uniform.
         rotation, scale, anisotropy, shear: maxima of the background's and a foreground
-            layer's rotation (deg), log-scale, log-anisotropy and shear, drawn in [-max, max].
+            layer's rotation (deg), log-scale, log-anisotropy and shear, drawn in [-max, max]
+            as ``max * sign(v) * |v| ** affine_power`` (v uniform in [-1, 1]; 1 is uniform,
+            2 makes small deformations common while keeping the full range).
         large_motion_prob: probability that a layer (background included) instead translates
-            by ``large_motion`` times the frame width (occasional large displacements).
+            by ``large_motion`` times the frame width: the heavy tail of the displacement
+            distribution (issue 8; docs/training.md compares it with published statistics).
+        large_motion_dist: how the tail is drawn from the ``large_motion`` range:
+            ``loguniform`` (equal mass per octave, the default) or ``uniform`` (round 1).
         nonrigid_prob, nonrigid_amplitude, nonrigid_wavelength: probability that a layer
             deforms smoothly, the maximum amplitude (pixels) of each coupling shear and its
             wavelength as a fraction of max(H, W). The slope amplitude * 2 pi / wavelength is
@@ -134,18 +139,20 @@ class SyntheticConfig:
     texture_size: int = 256
     shape_resolution: int = 96
 
-    bg_translation: float = 12.0
+    bg_translation_width: float = 0.03
     bg_rotation: float = 4.0
     bg_scale: float = 0.06
     bg_anisotropy: float = 0.02
     bg_shear: float = 0.03
-    fg_translation: float = 28.0
+    fg_translation_width: float = 0.08
     fg_rotation: float = 17.0
     fg_scale: float = 0.15
     fg_anisotropy: float = 0.08
     fg_shear: float = 0.08
-    large_motion_prob: float = 0.08
-    large_motion: tuple = (0.12, 0.3)
+    large_motion_prob: float = 0.3
+    large_motion: tuple = (0.04, 0.35)
+    large_motion_dist: str = "loguniform"
+    affine_power: float = 2.0
     nonrigid_prob: float = 0.5
     nonrigid_amplitude: float = 4.0
     nonrigid_wavelength: tuple = (0.3, 1.5)
@@ -161,6 +168,15 @@ class SyntheticConfig:
     frame_delta: dict = field(default_factory=lambda: {"brightness": 0.02, "contrast": 0.03, "gamma": 0.03, "color": 0.02})
     blur_prob: float = 0.25
     blur_sigma: tuple = (0.3, 1.4)
+
+    @classmethod
+    def round1(cls, **overrides) -> "SyntheticConfig":
+        """The motion distribution of the round-1 weights (trained at 256 px wide: translations
+        up to 12 and 28 px, 8 % of layers uniform in 12-30 % of the width), for comparisons."""
+        values = dict(bg_translation_width=12 / 256, fg_translation_width=28 / 256, large_motion_prob=0.08,
+                      large_motion=(0.12, 0.3), large_motion_dist="uniform", affine_power=1.0)
+        values.update(overrides)
+        return cls(**values)
 
     def to_dict(self) -> dict:
         """Plain-Python copy (for the weights card)."""
@@ -231,13 +247,23 @@ class SyntheticFlow:
         lo, hi = self.config.layers
         if not 0 <= lo <= hi:
             raise ValueError(f"config.layers must be a range 0 <= low <= high, got {self.config.layers}")
+        if self.config.large_motion_dist not in ("loguniform", "uniform"):
+            raise ValueError(f"config.large_motion_dist must be 'loguniform' or 'uniform', got {self.config.large_motion_dist!r}")
         self.max_fg = max(hi, max_layers or 0)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(seed))
         self.photos = load_photo_bank(self.config.texture_size).to(self.device)
-        ys = torch.arange(self.height, device=self.device, dtype=torch.float32)
-        xs = torch.arange(self.width, device=self.device, dtype=torch.float32)
-        self._gy, self._gx = torch.meshgrid(ys, xs, indexing="ij")
+        self._grids: dict = {}
+        self._gy, self._gx = self._grid(self.height, self.width)
+
+    def _grid(self, height: int, width: int):
+        """(H, W) pixel-centre coordinates (y, x), cached per size."""
+        grid = self._grids.get((height, width))
+        if grid is None:
+            ys = torch.arange(height, device=self.device, dtype=torch.float32)
+            xs = torch.arange(width, device=self.device, dtype=torch.float32)
+            grid = self._grids[(height, width)] = torch.meshgrid(ys, xs, indexing="ij")
+        return grid
 
     # ------------------------------------------------------------------ random helpers
     def _rand(self, *shape) -> torch.Tensor:
@@ -252,6 +278,11 @@ class SyntheticFlow:
     def _log_uniform(self, lo, hi, *shape) -> torch.Tensor:
         return torch.exp(self._uniform(math.log(lo), math.log(hi), *shape))
 
+    def _signed(self, *shape) -> torch.Tensor:
+        """Values in [-1, 1]: sign(v) * |v| ** affine_power with v uniform (small ones common)."""
+        v = self._uniform(-1, 1, *shape)
+        return v.sign() * v.abs().pow(self.config.affine_power)
+
     def get_state(self) -> torch.Tensor:
         """The generator state (a CPU uint8 tensor) for checkpoints."""
         return self.generator.get_state()
@@ -261,11 +292,11 @@ class SyntheticFlow:
         self.generator.set_state(state.cpu() if torch.is_tensor(state) else torch.as_tensor(state))
 
     # ------------------------------------------------------------------ scene parameters
-    def _scene(self, batch: int) -> dict:
+    def _scene(self, batch: int, size: tuple | None = None) -> dict:
         """Random parameters of every layer, each tensor (B, L, ...) with L = 1 + max_fg;
         layer 0 is the background, higher indices are in front."""
         cfg, B, L = self.config, batch, 1 + self.max_fg
-        H, W = self.height, self.width
+        H, W = size or (self.height, self.width)
         ms = cfg.motion_scale
         fg = torch.ones(B, L, device=self.device)
         fg[:, 0] = 0.0
@@ -286,15 +317,17 @@ class SyntheticFlow:
 
         # Affine motion.
         u = self._rand(B, L)
-        magnitude = between(cfg.bg_translation, cfg.fg_translation) * u.pow(1.5)
+        magnitude = between(cfg.bg_translation_width, cfg.fg_translation_width) * W * u.pow(1.5)
         large = self._rand(B, L) < cfg.large_motion_prob
-        magnitude = torch.where(large, self._uniform(cfg.large_motion[0], cfg.large_motion[1], B, L) * W, magnitude) * ms
+        lo, hi = cfg.large_motion
+        tail = self._log_uniform(lo, hi, B, L) if cfg.large_motion_dist == "loguniform" else self._uniform(lo, hi, B, L)
+        magnitude = torch.where(large, tail * W, magnitude) * ms
         direction = self._uniform(0.0, 2 * math.pi, B, L)
         p["t"] = torch.stack([magnitude * torch.cos(direction), magnitude * torch.sin(direction)], -1)
-        rot = self._uniform(-1, 1, B, L) * between(cfg.bg_rotation, cfg.fg_rotation) * math.pi / 180
-        scale = torch.exp(self._uniform(-1, 1, B, L) * between(cfg.bg_scale, cfg.fg_scale))
-        aniso = torch.exp(self._uniform(-1, 1, B, L) * between(cfg.bg_anisotropy, cfg.fg_anisotropy))
-        shear = self._uniform(-1, 1, B, L) * between(cfg.bg_shear, cfg.fg_shear)
+        rot = self._signed(B, L) * between(cfg.bg_rotation, cfg.fg_rotation) * math.pi / 180
+        scale = torch.exp(self._signed(B, L) * between(cfg.bg_scale, cfg.fg_scale))
+        aniso = torch.exp(self._signed(B, L) * between(cfg.bg_anisotropy, cfg.fg_anisotropy))
+        shear = self._signed(B, L) * between(cfg.bg_shear, cfg.fg_shear)
         cos, sin = torch.cos(rot), torch.sin(rot)
         # M = R @ diag(s, s * a) @ [[1, shear], [0, 1]]
         m00, m01 = cos * scale, cos * scale * shear - sin * scale * aniso
@@ -542,16 +575,21 @@ class SyntheticFlow:
 
     # ------------------------------------------------------------------ public
     @torch.no_grad()
-    def sample(self, batch: int) -> dict:
-        """Generate ``batch`` pairs; see the class docstring for the returned dict."""
+    def sample(self, batch: int, size: tuple | None = None) -> dict:
+        """Generate ``batch`` pairs; see the class docstring for the returned dict. ``size``
+        (H, W) overrides the frame size for this call (mixed crop sizes share one stream)."""
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
-        B, H, W = int(batch), self.height, self.width
-        p = self._scene(B)
+        H, W = (int(v) for v in size) if size else (self.height, self.width)
+        if H < 8 or W < 8:
+            raise ValueError(f"frames must be at least 8x8 pixels, got {H}x{W}")
+        B = int(batch)
+        grid_y, grid_x = self._grid(H, W)
+        p = self._scene(B, (H, W))
         L = 1 + self.max_fg
         textures = self._textures(B * L, p["enabled"].reshape(-1))
-        gx = self._gx.view(1, 1, H, W).expand(B, L, H, W)
-        gy = self._gy.view(1, 1, H, W).expand(B, L, H, W)
+        gx = grid_x.view(1, 1, H, W).expand(B, L, H, W)
+        gy = grid_y.view(1, 1, H, W).expand(B, L, H, W)
 
         rasters = self.shape_rasters(p)
         image1, inside1 = self._render(p, rasters, textures, gx, gy)
@@ -564,7 +602,7 @@ class SyntheticFlow:
         fx, fy = self.forward_map(p, gx, gy)
         dest_x = fx.gather(1, visible)
         dest_y = fy.gather(1, visible)
-        flow = torch.cat([dest_x - self._gx, dest_y - self._gy], dim=1)
+        flow = torch.cat([dest_x - grid_x, dest_y - grid_y], dim=1)
 
         # Occlusion: the destination leaves the frame, or a layer in front covers it in frame 2.
         outside = (dest_x < 0) | (dest_x > W - 1) | (dest_y < 0) | (dest_y > H - 1)

@@ -61,6 +61,19 @@ def conv(in_channels: int, out_channels: int, kernel, stride: int = 1, activate:
     return nn.Sequential(layer, nn.LeakyReLU(0.1, inplace=False))
 
 
+def fp32(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` in fp32 even under autocast: the flow itself is never rounded to bf16/fp16.
+
+    bf16 keeps 8 significant bits, so a flow of 5 NetE units (100 px) would be rounded to
+    0.03 units (0.6 px); only the residuals that convolutions predict are reduced precision
+    (issue 8: flow accumulation across levels stays fp32)."""
+    x = x.float()
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return module(x)
+    return module(x)
+
+
 def upsample_flow_layer() -> nn.ConvTranspose2d:
     """x2 flow upsampling between levels: grouped 4x4 stride-2 transposed conv, no bias."""
     return nn.ConvTranspose2d(2, 2, 4, stride=2, padding=1, groups=2, bias=False)
@@ -120,13 +133,13 @@ class Matching(nn.Module):
         feat1 = self.feat(feat1)
         feat2 = self.feat(feat2)
         if flow is not None:
-            flow = self.upflow(flow)
+            flow = fp32(self.upflow, flow)
             feat2 = warp(feat2, flow * warp_scale(self.level))
         if self.upcorr is not None:
             cost = self.upcorr(correlation(feat1, feat2, max_displacement=3, stride=2))
         else:
             cost = correlation(feat1, feat2, max_displacement=3, stride=1)
-        residual = self.main(cost)
+        residual = self.main(cost).float()
         return residual if flow is None else flow + residual
 
 
@@ -150,7 +163,7 @@ class SubPixel(nn.Module):
         """feat1, feat2: (B, C_k, h, w); flow: (B, 2, h, w) NetE units. Returns refined flow."""
         feat1 = self.feat(feat1)
         feat2 = warp(self.feat(feat2), flow * warp_scale(self.level))
-        return flow + self.main(torch.cat([feat1, feat2, flow], dim=1))
+        return flow + self.main(torch.cat([feat1, feat2, flow.to(feat1.dtype)], dim=1)).float()
 
 
 def neighbourhood(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -198,13 +211,15 @@ class Regularization(nn.Module):
         # The epsilon keeps sqrt's gradient finite where the images agree exactly.
         brightness = ((image1 - warped).square().sum(1, keepdim=True) + 1e-8).sqrt()
         mean_free = flow - flow.mean(dim=(2, 3), keepdim=True)
-        trunk = self.main(torch.cat([brightness, mean_free, self.feat(feat1)], dim=1))
-        neg_sq = -self.dist(trunk).square()
+        feat1 = self.feat(feat1)
+        trunk = self.main(torch.cat([brightness.to(feat1.dtype), mean_free.to(feat1.dtype), feat1], dim=1))
+        # The filter and its application in fp32: f-lcon outputs the flow itself, not a residual.
+        neg_sq = -self.dist(trunk).float().square()
         # exp(-D^2) normalised over the window; subtracting the max is exact and avoids underflow.
         weights = (neg_sq - neg_sq.amax(dim=1, keepdim=True)).exp()
         inv_sum = 1.0 / weights.sum(dim=1, keepdim=True)
-        u = self.scale_x(weights * neighbourhood(flow[:, 0:1], self.k)) * inv_sum
-        v = self.scale_y(weights * neighbourhood(flow[:, 1:2], self.k)) * inv_sum
+        u = fp32(self.scale_x, weights * neighbourhood(flow[:, 0:1].float(), self.k)) * inv_sum
+        v = fp32(self.scale_y, weights * neighbourhood(flow[:, 1:2].float(), self.k)) * inv_sum
         return torch.cat([u, v], dim=1)
 
 

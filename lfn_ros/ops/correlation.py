@@ -10,8 +10,17 @@ displacements, and averages over channels. Two variants are used by the network:
 
 Both are computed the same way here: for each of the 49 displacements the second feature map
 is shifted (zero outside the frame) and multiplied with the first, one vectorised product per
-displacement. This is exact, ONNX-exportable (pad, slice, mul, mean) and needs no custom
-kernel; memory is one feature map per displacement at a time.
+displacement (:func:`correlation_loop`). This is exact, ONNX-exportable (pad, slice, mul,
+mean) and needs no custom kernel.
+
+Training differentiates it through :class:`_Correlation`, an autograd Function with a fused
+backward (issue 8): autograd through the loop records 49 slices, products and sums per call
+and replays them as 49 zero-filled slice-backwards, copies and adds per input, which made the
+cost volume about a third of a bf16 training step on the CPU. The Function keeps only the two
+inputs and accumulates both gradients in place over the 49 displacements (in fp32 when the
+inputs are bf16/fp16, so 49 rounded partial sums do not lose the small terms). Its result and
+gradients are tested against autograd through :func:`correlation_loop`, which stays the
+reference.
 """
 
 from __future__ import annotations
@@ -26,6 +35,85 @@ def _check_pair(first: torch.Tensor, second: torch.Tensor) -> None:
             "correlation expects two feature maps of the same shape (B, C, H, W), got "
             f"{tuple(first.shape)} and {tuple(second.shape)}"
         )
+
+
+def _check_window(max_displacement: int, stride: int) -> None:
+    if max_displacement < 0 or stride < 1:
+        raise ValueError(f"need max_displacement >= 0 and stride >= 1, got {max_displacement}, {stride}")
+
+
+def _displacements(max_displacement: int, stride: int):
+    """(channel, top, left) of each displacement inside the input padded by ``max_displacement * stride``."""
+    reach = max_displacement * stride
+    channel = 0
+    for dy in range(-max_displacement, max_displacement + 1):
+        for dx in range(-max_displacement, max_displacement + 1):
+            yield channel, reach + dy * stride, reach + dx * stride
+            channel += 1
+
+
+def correlation_loop(first: torch.Tensor, second: torch.Tensor, max_displacement: int = 3, stride: int = 1) -> torch.Tensor:
+    """The cost volume as 49 shifted products (see :func:`correlation` for the contract).
+
+    Plain tensor ops only, so it exports to ONNX and autograd can differentiate it; it is the
+    reference that :class:`_Correlation` is tested against."""
+    _check_pair(first, second)
+    _check_window(max_displacement, stride)
+    channels, height, width = first.shape[1:]
+    reach = max_displacement * stride
+    padded = F.pad(second, (reach, reach, reach, reach))
+    anchor = first[:, :, ::stride, ::stride]
+    costs = [(anchor * padded[:, :, top : top + height : stride, left : left + width : stride]).sum(dim=1)
+             for _, top, left in _displacements(max_displacement, stride)]
+    # Summing then scaling once is cheaper than a mean per displacement.
+    return torch.stack(costs, dim=1) * (1.0 / channels)
+
+
+class _Correlation(torch.autograd.Function):
+    """:func:`correlation_loop` with a hand-written backward (see the module docstring).
+
+    For output channel k (displacement (top, left) in the padded frame) and the grid positions
+    ``(y, x) = (i * stride, j * stride)``::
+
+        d first[:, :, y, x]                  += grad[:, k, i, j] * padded[:, :, top + y, left + x] / C
+        d padded[:, :, top + y, left + x]    += grad[:, k, i, j] * first[:, :, y, x] / C
+    """
+
+    @staticmethod
+    def forward(ctx, first, second, max_displacement: int, stride: int):
+        ctx.save_for_backward(first, second)
+        ctx.window = (max_displacement, stride)
+        return correlation_loop(first, second, max_displacement, stride)
+
+    @staticmethod
+    def backward(ctx, grad):
+        first, second = ctx.saved_tensors
+        max_displacement, stride = ctx.window
+        channels, height, width = first.shape[1:]
+        reach = max_displacement * stride
+        # Accumulate in fp32 when the inputs are reduced precision (autocast): 49 partial sums.
+        acc = torch.float32 if first.dtype in (torch.float16, torch.bfloat16) else first.dtype
+        fmt = torch.channels_last if first.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        padded = F.pad(second, (reach, reach, reach, reach)).to(acc)
+        anchor = first[:, :, ::stride, ::stride].to(acc)
+        grad = grad.to(acc) * (1.0 / channels)
+        grad_anchor = torch.zeros_like(anchor, memory_format=fmt)
+        grad_padded = torch.zeros_like(padded, memory_format=fmt)
+        for k, top, left in _displacements(max_displacement, stride):
+            window = (slice(None), slice(None), slice(top, top + height, stride), slice(left, left + width, stride))
+            g = grad[:, k : k + 1]
+            grad_anchor.addcmul_(g, padded[window])
+            grad_padded[window].addcmul_(g, anchor)
+        grad_first = grad_second = None
+        if ctx.needs_input_grad[0]:
+            if stride == 1:
+                grad_first = grad_anchor.to(first.dtype)
+            else:
+                grad_first = torch.zeros_like(first, memory_format=fmt)
+                grad_first[:, :, ::stride, ::stride] = grad_anchor
+        if ctx.needs_input_grad[1]:
+            grad_second = grad_padded[:, :, reach : reach + height, reach : reach + width].to(second.dtype)
+        return grad_first, grad_second, None, None
 
 
 def correlation(
@@ -49,24 +137,15 @@ def correlation(
         ``mean_c first[c, y, x] * second[c, y + dy * stride, x + dx * stride]``
         (zero where the displaced pixel is outside the frame), sampled at
         ``(y, x) = (i * stride, j * stride)``.
+
+    When autograd records (training) the fused-backward Function runs; otherwise (inference,
+    tracing for ONNX export) the plain loop.
     """
     _check_pair(first, second)
-    if max_displacement < 0 or stride < 1:
-        raise ValueError(f"need max_displacement >= 0 and stride >= 1, got {max_displacement}, {stride}")
-    _, channels, height, width = first.shape
-    reach = max_displacement * stride
-    padded = F.pad(second, (reach, reach, reach, reach))
-    anchor = first[:, :, ::stride, ::stride]
-    out_h, out_w = anchor.shape[-2:]
-    costs = []
-    for dy in range(-max_displacement, max_displacement + 1):
-        for dx in range(-max_displacement, max_displacement + 1):
-            top = reach + dy * stride
-            left = reach + dx * stride
-            shifted = padded[:, :, top : top + height : stride, left : left + width : stride]
-            costs.append((anchor * shifted).sum(dim=1))
-    # Summing then scaling once is cheaper than a mean per displacement.
-    return torch.stack(costs, dim=1) * (1.0 / channels)
+    _check_window(max_displacement, stride)
+    if torch.is_grad_enabled() and (first.requires_grad or second.requires_grad) and not torch.jit.is_tracing():
+        return _Correlation.apply(first, second, max_displacement, stride)
+    return correlation_loop(first, second, max_displacement, stride)
 
 
 def correlation_reference(

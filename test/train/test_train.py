@@ -9,7 +9,10 @@ import torch
 from lfn_ros.model.liteflownet import LiteFlowNet
 from lfn_ros.model.weights import WeightsError, load_model, read_checkpoint
 from lfn_ros.train.loss import LEVEL_WEIGHTS, downsample_flow, multiscale_loss
-from lfn_ros.train.trainer import Trainer, add_parser, bilinear_kernel, default_args, initialise, parse_size, run_cli, warp_error_px
+from lfn_ros.precision import warp_error_px
+from lfn_ros.train.cli import add_parser, run_cli
+from lfn_ros.train.config import TrainConfig, parse_size
+from lfn_ros.train.trainer import Trainer, bilinear_kernel, initialise
 
 H, W = 64, 96
 
@@ -19,9 +22,10 @@ def perfect_levels(flow, level_ids):
 
 
 def tiny_args(**overrides):
-    base = dict(size=(H, W), batch=2, finest_level=5, warmup=0, lr=1e-4, resume="none", seed=0)
+    base = dict(sizes=((H, W),), batch=2, finest_level=5, warmup=0, lr=1e-4, resume="none", seed=0, device="cpu",
+                precision="fp32")
     base.update(overrides)
-    return default_args(**base)
+    return TrainConfig(**base)
 
 
 # ------------------------------------------------------------------ loss
@@ -108,16 +112,30 @@ def test_learning_rate_schedule():
     assert trainer.lr_at(250) == pytest.approx(2.5e-5)
 
 
-def test_mixed_precision_is_off_on_the_cpu_and_the_warp_probe_works():
+def test_one_cycle_schedule_warms_up_peaks_and_decays_over_the_run():
+    trainer = Trainer(tiny_args(lr=4e-4, schedule="onecycle", steps=100, warmup_fraction=0.1, final_lr_ratio=100), device="cpu")
+    trainer.run_start = 50  # a run resumed at total step 50
+    assert trainer.lr_at(50) == pytest.approx(4e-4 * 0.04)
+    assert trainer.lr_at(60) == pytest.approx(4e-4)
+    lrs = [trainer.lr_at(s) for s in range(60, 151)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert lrs[-1] == pytest.approx(4e-6)
+    with pytest.raises(ValueError, match="steps"):
+        tiny_args(schedule="onecycle", steps=None)
+
+
+def test_fp32_on_request_and_the_warp_probe_works():
     assert warp_error_px("cpu", torch.float32) < 1e-3
-    trainer = Trainer(tiny_args(amp="bf16"), device="cpu")
-    assert trainer.amp_dtype is None
+    assert warp_error_px("cpu", torch.bfloat16) < 0.02  # positions stay fp32 under bf16
+    trainer = Trainer(tiny_args(precision="fp32"), device="cpu")
+    assert trainer.amp_dtype is None and trainer.precision == "fp32"
 
 
 def test_parse_size():
     assert parse_size("320x224") == (224, 320)
-    with pytest.raises(argparse.ArgumentTypeError):
+    with pytest.raises(ValueError):
         parse_size("300x200")
+    assert TrainConfig(sizes="256x192,320x256", device="cpu").sizes == ((192, 256), (256, 320))
 
 
 # ------------------------------------------------------------------ training
@@ -125,7 +143,7 @@ def test_parse_size():
 def test_a_few_steps_overfit_a_fixed_batch():
     torch.manual_seed(0)
     trainer = Trainer(tiny_args(lr=3e-4), device="cpu")
-    batch = trainer.data.sample(2)
+    batch = trainer.stream.next()
     first = trainer.train_step(batch)
     for _ in range(14):
         last = trainer.train_step(batch)
@@ -196,7 +214,7 @@ def test_cli_runs_resumes_accumulates_and_exports(tmp_path):
     add_parser(sub)
     out, export = tmp_path / "run", tmp_path / "shipped.pt"
     common = ["train", "--out", str(out), "--size", "96x64", "--batch", "1", "--finest-level", "6",
-              "--log-every", "1", "--device", "cpu"]
+              "--log-every", "1", "--device", "cpu", "--precision", "fp32"]
     args = parser.parse_args(common + ["--steps", "2", "--resume", "none"])
     assert args.func is run_cli
     assert run_cli(args) == 0
@@ -206,8 +224,9 @@ def test_cli_runs_resumes_accumulates_and_exports(tmp_path):
         assert (out / name).is_file(), name
     card = json.loads((out / "card.json").read_text())
     assert card["steps"] == 3 and card["pairs_seen"] == 3 and len(card["runs"]) == 2
-    assert card["finest_level_trained"] == card["recommended_finest_level"] == 6 and card["recipe"]["size"] == "96x64"
-    assert "CPU" in card["hardware"] and card["wall_time_s"] > 0 and card["runs"][-1]["precision"] == "float32"
+    assert card["finest_level_trained"] == card["recommended_finest_level"] == 6 and card["recipe"]["sizes"] == ["96x64"]
+    assert card["trained"] is True
+    assert "CPU" in card["hardware"] and card["wall_time_s"] > 0 and card["runs"][-1]["precision"] == "fp32"
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 3
     shipped = read_checkpoint(export)
@@ -216,3 +235,47 @@ def test_cli_runs_resumes_accumulates_and_exports(tmp_path):
     model, card = load_model(export)
     assert card["trained"] and card["steps"] == 3
     assert model.finest_level == 6  # the level it was trained to
+
+
+def test_resume_continues_exactly_with_pair_reuse_and_mixed_sizes(tmp_path):
+    config = tiny_args(reuse=3, sizes=((64, 96), (64, 64)))
+    torch.manual_seed(1)
+    straight = Trainer(config, device="cpu")
+    for _ in range(5):
+        straight.train_step()
+    straight.save(tmp_path / "ckpt.pt", card={"steps": straight.step})
+    for _ in range(4):
+        straight.train_step()
+    resumed = Trainer(config.replace(seed=5), device="cpu")
+    resumed.load(tmp_path / "ckpt.pt")
+    for _ in range(4):
+        resumed.train_step()
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-7), name
+
+
+def test_a_bf16_step_and_an_fp32_step_give_the_same_gradients():
+    """bf16 autocast + channels_last must train the same network: the gradient of one step agrees
+    with fp32's in direction (cosine > 0.99) and size (within 5 %), level by level."""
+    from lfn_ros.precision import cpu_has_native_bf16
+
+    config = tiny_args(sizes=((96, 128),), batch=2, finest_level=3)
+    torch.manual_seed(0)
+    reference = Trainer(config, device="cpu")
+    batch = reference.stream.next()
+    fast = Trainer(config.replace(precision="bf16"), device="cpu")
+    fast.model.load_state_dict(reference.model.state_dict())
+    assert fast.precision == ("bf16" if cpu_has_native_bf16() else "bf16")  # explicit bf16 runs (emulated where not native)
+    grads = {}
+    for name, trainer in (("fp32", reference), ("bf16", fast)):
+        trainer.config.clip = 0
+        trainer.optimizer.param_groups[0]["lr"] = 0.0
+        trainer.train_step(batch)
+        grads[name] = {k: p.grad.detach().float().flatten() for k, p in trainer.model.named_parameters() if p.grad is not None}
+    assert grads["fp32"].keys() == grads["bf16"].keys()
+    for prefix in ("netc", "matching.level6", "matching.level3", "subpixel.level4", "regularization.level3"):
+        a = torch.cat([g for k, g in grads["fp32"].items() if k.startswith(prefix)])
+        b = torch.cat([g for k, g in grads["bf16"].items() if k.startswith(prefix)])
+        cosine = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+        ratio = float(b.norm() / a.norm())
+        assert cosine > 0.99 and abs(ratio - 1) < 0.05, (prefix, cosine, ratio)
