@@ -15,7 +15,7 @@ stays flat (no leak). Latency is measured twice: by the node (publish time minus
 FlowTiming.latency_ms) and here (arrival of flow/timing minus image stamp, which adds transport).
 
 Writes ``benchmarks/results/node_load_<device>.json`` and ``.png`` (memory and latency over
-time) and prints a table. All traffic stays on loopback (lfn_ros.demo.loopback_env).
+time) and prints a table. All traffic stays on loopback (lfn_ros.nodes.processes.loopback_env).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lfn_ros.demo import loopback_env, node_command, stop_process  # noqa: E402
+from lfn_ros.nodes.processes import loopback_env, node_command, stop_process  # noqa: E402
 
 
 def rss_mb(pid: int) -> float | None:
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     if "FASTDDS_DEFAULT_PROFILES_FILE" in env:
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"]
 
-    from lfn_ros.nodes.image_player import iter_source
+    from lfn_ros.io.sources import iter_source
 
     height, width = next(iter(iter_source(args.frames))).shape[:2]
 
@@ -80,12 +80,9 @@ def main(argv=None) -> int:
 
     from lfn_ros.msg import FlowTiming
 
-    try:
-        from rclpy.signals import SignalHandlerOptions
+    from lfn_ros.nodes import runtime
 
-        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    except ImportError:
-        rclpy.init()
+    runtime.init()
     node = rclpy.create_node("lfn_ros_node_load")
     timings, diagnostics = [], {}
     t_start = time.monotonic()
@@ -156,7 +153,7 @@ def main(argv=None) -> int:
         player_status = stop_process(player) if player is not None else None
         node_status = stop_process(flow)
         node.destroy_node()
-        rclpy.try_shutdown()
+        runtime.shutdown()
 
     if not timings:
         print("no flow/timing received", file=sys.stderr)

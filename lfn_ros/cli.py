@@ -20,17 +20,18 @@ import logging
 import sys
 from pathlib import Path
 
+from .precision import CHOICES as PRECISIONS
+from .resources import SEQUENCE_DIR
+
 #: Modules that contribute subcommands via ``add_parser(subparsers)``.
 SUBCOMMAND_MODULES = ("lfn_ros.demo", "lfn_ros.evaluate", "lfn_ros.train.cli", "lfn_ros.export")
-
-#: Frames shipped with the package for demos (see lfn_ros/data/sequence/README.md).
-SEQUENCE_DIR = Path(__file__).resolve().parent / "data" / "sequence"
 
 
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default="default", help="checkpoint path; 'default' = shipped weights; '' = untrained")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="auto: bf16 where the device computes it natively (AMX/AVX512-BF16 CPUs too), else fp32")
     parser.add_argument("--finest-level", type=int, default=None, choices=(2, 3, 4, 5, 6),
                         help="finest NetE level (default: the checkpoint's recommendation, else 2)")
 

@@ -7,9 +7,7 @@ that got a flow (from frame N-1), ``out/demo.png`` (camera | flow colour | occlu
 ``out/timing.json``, and prints a timing table. It exits when the sequence has played and the node
 has caught up, or after ``--timeout`` seconds.
 
-All ROS traffic stays on this machine (:func:`loopback_env`): rmw_fastrtps_cpp with the Fast DDS
-profile config/fastdds_loopback.xml (shared memory sized for images, UDP on 127.0.0.1 only) and a
-random ROS_DOMAIN_ID unless one is set, so parallel runs do not see each other.
+All ROS traffic stays on this machine (lfn_ros.nodes.processes.loopback_env).
 
 Also ``python -m lfn_ros.demo [options]``.
 """
@@ -19,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import signal
 import subprocess
 import sys
 import time
@@ -28,88 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-PROFILE_NAME = "fastdds_loopback.xml"
-STAGES = ("upload", "preprocess", "features", "decoder", "postprocess", "download", "compute")
+from .engine.types import STAGES as ENGINE_STAGES
+from .nodes.processes import loopback_env, node_command, stop_process
 
-
-# ----------------------------------------------------------------------------- environment
-
-
-def find_config(name: str) -> Path | None:
-    """A file of the package's config/ folder: in this source tree, in the share directory of a
-    colcon install (every prefix of AMENT_PREFIX_PATH, as ament_index finds it), or under
-    sys.prefix/share/lfn_ros (pip installs); None if nowhere."""
-    candidates = [PACKAGE_DIR.parent / "config" / name]
-    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
-        candidates.append(Path(prefix) / "share" / "lfn_ros" / "config" / name)
-    candidates.append(Path(sys.prefix) / "share" / "lfn_ros" / "config" / name)
-    for path in candidates:
-        if path.is_file():
-            return path
-    return None
-
-
-def loopback_env(base: dict | None = None, domain_id: int | None = None) -> dict:
-    """Environment variables for ROS processes that talk over loopback only (DESIGN.md 6).
-
-    Args:
-        base: the environment to extend (default: os.environ).
-        domain_id: ROS_DOMAIN_ID to use; default: the one in ``base``, else a random 1..100.
-
-    Returns:
-        A new dict: RMW_IMPLEMENTATION=rmw_fastrtps_cpp, FASTDDS_DEFAULT_PROFILES_FILE = the
-        package's loopback profile with ROS_AUTOMATIC_DISCOVERY_RANGE=SYSTEM_DEFAULT (the profile
-        decides), or ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST when the profile cannot be found.
-    """
-    env = dict(os.environ if base is None else base)
-    env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
-    profile = find_config(PROFILE_NAME)
-    if profile is not None:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
-        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SYSTEM_DEFAULT"
-    else:
-        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    if domain_id is not None:
-        env["ROS_DOMAIN_ID"] = str(domain_id)
-    elif not env.get("ROS_DOMAIN_ID"):
-        env["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 100))
-    return env
-
-
-def ros_string(value: str) -> str:
-    """A string for ``-p name:=value`` that rcl reads as that string (YAML single quotes):
-    '' stays an empty string, '123' and 'true' stay strings."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def node_command(module: str, params: dict, remaps: dict | None = None) -> list:
-    """``python -m lfn_ros.nodes.<module> --ros-args -p k:=v ... -r from:=to``."""
-    command = [sys.executable, "-m", f"lfn_ros.nodes.{module}", "--ros-args"]
-    for name, value in params.items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            text = repr(value)
-        else:
-            text = ros_string(value)
-        command += ["-p", f"{name}:={text}"]
-    for source, target in (remaps or {}).items():
-        command += ["-r", f"{source}:={target}"]
-    return command
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 5.0) -> int:
-    """SIGINT, then SIGTERM, then SIGKILL, each after ``timeout`` s; returns the exit status."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        if process.poll() is not None:
-            break
-        process.send_signal(sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            continue
-    return process.wait()
+STAGES = ENGINE_STAGES + ("compute",)
 
 
 # ----------------------------------------------------------------------------- recording
@@ -157,14 +75,14 @@ class Recorder:
         return self.index_of[key]
 
     def _on_image(self, msg) -> None:
-        from lfn_ros.io.image_msg import image_msg_to_rgb8
+        from lfn_ros.nodes.image_msg import image_msg_to_rgb8
 
         index = self._index(msg)
         if len(self.frames) < self.MAX_FRAMES_KEPT:
             self.frames[index] = np.array(image_msg_to_rgb8(msg))
 
     def _on_flow(self, msg) -> None:
-        from lfn_ros.io.image_msg import image_msg_to_array
+        from lfn_ros.nodes.image_msg import image_msg_to_array
 
         flow = image_msg_to_array(msg)
         magnitude = np.hypot(flow[..., 0], flow[..., 1])
@@ -173,7 +91,7 @@ class Recorder:
 
     def _on_color(self, msg) -> None:
         from lfn_ros.io import write_image
-        from lfn_ros.io.image_msg import image_msg_to_rgb8
+        from lfn_ros.nodes.image_msg import image_msg_to_rgb8
 
         index = self._index(msg)
         rgb = np.array(image_msg_to_rgb8(msg))
@@ -183,7 +101,7 @@ class Recorder:
 
     def _on_occlusion(self, msg) -> None:
         from lfn_ros.io import write_image
-        from lfn_ros.io.image_msg import image_msg_to_array
+        from lfn_ros.nodes.image_msg import image_msg_to_array
 
         index = self._index(msg)
         mask = np.array(image_msg_to_array(msg))
@@ -320,7 +238,7 @@ def run_cli(args) -> int:
     print(f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} RMW_IMPLEMENTATION={env['RMW_IMPLEMENTATION']} "
           f"FASTDDS_DEFAULT_PROFILES_FILE={env.get('FASTDDS_DEFAULT_PROFILES_FILE', '(not found)')}", flush=True)
 
-    from lfn_ros.nodes.image_player import iter_source
+    from lfn_ros.io.sources import iter_source
 
     try:
         first = next(iter(iter_source(args.frames)))
@@ -333,14 +251,11 @@ def run_cli(args) -> int:
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
 
-    context = Context()
-    try:
-        from rclpy.signals import SignalHandlerOptions
+    from lfn_ros.nodes import runtime
 
-        # No rclpy signal handlers: Ctrl-C raises KeyboardInterrupt here and the children stop.
-        rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    except ImportError:
-        rclpy.init(context=context)
+    context = Context()
+    # No rclpy signal handlers: Ctrl-C raises KeyboardInterrupt here and the children stop.
+    runtime.init(context=context)
     node = rclpy.create_node("lfn_ros_demo_recorder", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
@@ -416,7 +331,7 @@ def run_cli(args) -> int:
             stop_process(process)
         executor.remove_node(node)
         node.destroy_node()
-        rclpy.try_shutdown(context=context)
+        runtime.shutdown(context=context)
     return status
 
 

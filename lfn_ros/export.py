@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .model.liteflownet import FrameEncoding, LiteFlowNet
+from .model.liteflownet import LiteFlowNet
 from .ops.occlusion import DEFAULT_ALPHA, DEFAULT_BETA, forward_backward_occlusion
 
 MIN_OPSET = 17
@@ -41,13 +41,11 @@ class ExportableFlow(nn.Module):
         self.alpha, self.beta = alpha, beta
 
     def forward(self, image1: torch.Tensor, image2: torch.Tensor):
-        encoded = self.model.encode(torch.cat([image1, image2], dim=0))
-        first = FrameEncoding({k: v[:1] for k, v in encoded.features.items()}, {k: v[:1] for k, v in encoded.images.items()}, encoded.input_size)
-        second = FrameEncoding({k: v[1:] for k, v in encoded.features.items()}, {k: v[1:] for k, v in encoded.images.items()}, encoded.input_size)
+        first, second = self.model.encode(torch.cat([image1, image2], dim=0)).split(1)
         if not self.occlusion:
             return self.model.estimate(first, second)
-        both = self.model.estimate(FrameEncoding.cat([first, second]), FrameEncoding.cat([second, first]))
-        forward, backward = both[:1], both[1:]
+        # The same bidirectional decode as the engine's (one batch of two).
+        forward, backward = (self.model.to_pixels(f, first.input_size) for f in self.model.decode_bidirectional(first, second))
         return forward, forward_backward_occlusion(forward, backward, self.alpha, self.beta)
 
 

@@ -1,24 +1,13 @@
-"""File and message I/O: flow files (.flo, .pfm, KITTI PNG), flow colour coding, image files,
-and sensor_msgs/Image <-> numpy. No rclpy imports.
-
-Importing this package does not import the ROS message packages; ``image_msg``'s names are
-loaded on first use, so the file readers work where sensor_msgs is not installed.
+"""File I/O without ROS: flow files (.flo, .pfm, KITTI PNG), flow colour coding, image files,
+and frame sources (folders, videos, the embedded sequence). Nothing here imports rclpy or the ROS
+message packages; message conversion lives in the ROS layer (lfn_ros.nodes.image_msg).
 """
 
 from .color import color_wheel_legend, flow_to_color, make_colorwheel, occlusion_to_image
 from .flo import FLO_MAGIC, UNKNOWN_FLOW_THRESHOLD, FlowFileError, read_flo, read_pfm, write_flo
 from .images import IMAGE_EXTENSIONS, ImageFileError, list_frames, read_image, write_image
 from .kitti import KITTI_MAX_FLOW, KITTI_MIN_FLOW, read_kitti_flow, write_kitti_flow
-
-_IMAGE_MSG_NAMES = (
-    "ENCODINGS",
-    "ImageMsgError",
-    "array_to_image_msg",
-    "compressed_msg_to_rgb8",
-    "image_msg_to_array",
-    "image_msg_to_rgb8",
-    "to_rgb8",
-)
+from .sources import SourceError, iter_frames, iter_source
 
 __all__ = [
     "FLO_MAGIC",
@@ -40,13 +29,7 @@ __all__ = [
     "read_image",
     "write_image",
     "list_frames",
-    *_IMAGE_MSG_NAMES,
+    "SourceError",
+    "iter_source",
+    "iter_frames",
 ]
-
-
-def __getattr__(name):
-    # Lazy: sensor_msgs is only needed by the message conversions.
-    if name in _IMAGE_MSG_NAMES:
-        from . import image_msg
-        return getattr(image_msg, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,9 +18,12 @@ I/O contract (:meth:`LiteFlowNet.forward`): two images (B, 3, H, W), RGB, either
 the returned flow is (B, 2, H, W) float32 in pixels of the input resolution, channel 0 = x
 (right), channel 1 = y (down), mapping image1 pixels to image2.
 
-For streaming (the ROS node) the two halves are exposed separately: :meth:`encode` runs the
-preprocessing and NetC once per frame, :meth:`estimate` runs NetE on two encodings, so each
-frame's features are computed once and kept for the next pair.
+For streaming (the ROS node's engine) the two halves are exposed separately:
+:meth:`LiteFlowNet.encode_preprocessed` runs NetC once per frame (after
+:meth:`LiteFlowNet.preprocess`), and :meth:`LiteFlowNet.decode_bidirectional` runs NetE on two
+encodings, forward and backward flow in one batch of two (for the occlusion check), so each
+frame's features are computed once and kept for the next pair. The engine and the ONNX export
+both use these methods.
 """
 
 from __future__ import annotations
@@ -240,6 +243,20 @@ class FrameEncoding:
     def batch(self) -> int:
         return self.features[2].shape[0]
 
+    @property
+    def grid_size(self) -> tuple:
+        """(H', W') the network ran at: twice level 2's feature size."""
+        height, width = self.features[2].shape[-2:]
+        return (2 * height, 2 * width)
+
+    def split(self, index: int) -> tuple["FrameEncoding", "FrameEncoding"]:
+        """The first ``index`` items of the batch and the rest."""
+        def part(values, sl):
+            return {k: v[sl] for k, v in values.items()}
+
+        return (FrameEncoding(part(self.features, slice(None, index)), part(self.images, slice(None, index)), self.input_size),
+                FrameEncoding(part(self.features, slice(index, None)), part(self.images, slice(index, None)), self.input_size))
+
     @staticmethod
     def cat(encodings: list["FrameEncoding"]) -> "FrameEncoding":
         """Concatenate encodings of the same size along the batch dimension."""
@@ -281,9 +298,11 @@ class LiteFlowNet(nn.Module):
     def active_levels(self) -> tuple[int, ...]:
         return tuple(k for k in LEVELS if k >= self.finest_level)
 
-    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+    def preprocess(self, image: torch.Tensor, size: tuple | None = None) -> torch.Tensor:
         """(B, 3, H, W) RGB uint8 [0, 255] or float [0, 1] -> (B, 3, H', W') float, mean-free,
-        H', W' the next multiples of 32."""
+        resized once to ``size`` (H', W'), multiples of 32; default the next multiples of 32 of
+        (H, W). A smaller ``size`` runs the network at a reduced resolution (the engine's
+        ``scale`` / ``max_width``) without a second resize."""
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(image.shape)}")
         height, width = image.shape[-2:]
@@ -295,7 +314,10 @@ class LiteFlowNet(nn.Module):
         else:
             image = image.to(dtype)
         image = image - self.rgb_mean
-        return resize_images(image, multiple_size(height, width, 32))
+        size = tuple(size) if size is not None else multiple_size(height, width, 32)
+        if size[0] % 32 or size[1] % 32 or min(size) < 32:
+            raise ValueError(f"network size must be multiples of 32, at least 32, got {size}")
+        return resize_images(image, size)
 
     def encode(self, image: torch.Tensor) -> FrameEncoding:
         """Preprocess one batch of frames and run NetC. image: see :meth:`preprocess`."""
@@ -329,19 +351,31 @@ class LiteFlowNet(nn.Module):
             flows.append(flow)
         return flows
 
-    def to_pixels(self, finest: torch.Tensor, input_size: tuple) -> torch.Tensor:
-        """Finest NetE flow (units pixels/20 of the resized input) -> (B, 2, H, W) pixels of the input."""
+    def to_pixels(self, finest: torch.Tensor, input_size: tuple, grid_size: tuple | None = None) -> torch.Tensor:
+        """Finest NetE flow -> (B, 2, H, W) pixels of the input, in one resize.
+
+        Args:
+            finest: (B, 2, h, w) NetE units (pixels of the network grid / 20), the grid being
+                ``grid_size`` (H', W') (default: the next multiples of 32 of ``input_size``).
+            input_size: (H, W) of the input the flow is for.
+        """
         height, width = input_size
-        padded_h, padded_w = multiple_size(height, width, 32)
-        flow = F.interpolate(finest * FLOW_SCALE, size=(height, width), mode="bilinear", align_corners=False)
-        if (padded_h, padded_w) == (height, width):
+        grid_h, grid_w = grid_size or multiple_size(height, width, 32)
+        flow = F.interpolate(finest.float() * FLOW_SCALE, size=(height, width), mode="bilinear", align_corners=False)
+        if (grid_h, grid_w) == (height, width):
             return flow
-        scale = torch.tensor([width / padded_w, height / padded_h], dtype=flow.dtype, device=flow.device)
+        scale = torch.tensor([width / grid_w, height / grid_h], dtype=flow.dtype, device=flow.device)
         return flow * scale.view(1, 2, 1, 1)
 
     def estimate(self, first: FrameEncoding, second: FrameEncoding) -> torch.Tensor:
         """Flow first -> second, (B, 2, H, W) pixels, from two encodings."""
-        return self.to_pixels(self.decode(first, second)[-1], first.input_size)
+        return self.to_pixels(self.decode(first, second)[-1], first.input_size, first.grid_size)
+
+    def decode_bidirectional(self, first: FrameEncoding, second: FrameEncoding) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward (first -> second) and backward (second -> first) finest NetE flows, each
+        (B, 2, h, w) NetE units, computed as one batch of 2B (the occlusion check needs both)."""
+        both = self.decode(FrameEncoding.cat([first, second]), FrameEncoding.cat([second, first]))[-1]
+        return both[: first.batch], both[first.batch:]
 
     def forward(self, image1: torch.Tensor, image2: torch.Tensor, return_levels: bool = False):
         """Estimate optical flow from image1 to image2.
@@ -356,18 +390,7 @@ class LiteFlowNet(nn.Module):
         """
         if image1.shape != image2.shape:
             raise ValueError(f"image1 {tuple(image1.shape)} and image2 {tuple(image2.shape)} differ")
-        encoded = self.encode(torch.cat([image1, image2], dim=0))
-        batch = image1.shape[0]
-        first = FrameEncoding(
-            features={k: v[:batch] for k, v in encoded.features.items()},
-            images={k: v[:batch] for k, v in encoded.images.items()},
-            input_size=encoded.input_size,
-        )
-        second = FrameEncoding(
-            features={k: v[batch:] for k, v in encoded.features.items()},
-            images={k: v[batch:] for k, v in encoded.images.items()},
-            input_size=encoded.input_size,
-        )
+        first, second = self.encode(torch.cat([image1, image2], dim=0)).split(image1.shape[0])
         levels = self.decode(first, second)
         flow = self.to_pixels(levels[-1], first.input_size)
         return (flow, levels) if return_levels else flow

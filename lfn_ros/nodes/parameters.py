@@ -1,8 +1,10 @@
-"""The flow node's parameters: names, defaults, descriptions, ranges, and their checks.
+"""Parameters of lfn_ros's nodes: names, defaults, descriptions, ranges, and their checks.
 
-Shared by the node (declaration with ParameterDescriptor, validation at start-up and at runtime),
-config/flow.yaml and docs/ros_api.md (tests keep all three in step). No rclpy here;
-:func:`descriptor` builds the rcl_interfaces message.
+One table per node, :data:`PARAMETERS` (flow_node) and :data:`PLAYER_PARAMETERS`
+(image_player), shared by the nodes (declaration with ParameterDescriptor through
+lfn_ros.nodes.runtime.declare_parameters, validation at start-up and at runtime),
+config/flow.yaml and docs/ros_api.md (tests keep them in step). No rclpy here; :func:`descriptor`
+builds the rcl_interfaces message.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class Param(NamedTuple):
     description: str
     runtime: bool = False
     range: tuple | None = None  # (min, max), inclusive
-    choices: tuple | None = None
+    choices: tuple | None = None  # the only accepted values (strings, or ints inside the range)
 
 
 PARAMETERS = (
@@ -29,11 +31,14 @@ PARAMETERS = (
     Param("weights", "default", "LiteFlowNet checkpoint: 'default' = the checkpoint shipped with "
           "lfn_ros, '' = random untrained weights (flow is noise; for plumbing tests), or a file "
           "path. A missing or corrupt file stops the node with exit status 2."),
-    Param("precision", "fp32", "Inference precision: fp32, fp16 (CUDA only; fp32 on the CPU) or bf16.",
-          choices=("fp32", "fp16", "bf16")),
+    Param("precision", "fp32", "Inference precision: auto (bf16 where the device computes it natively: "
+          "AMX/AVX512-BF16 CPUs and recent GPUs; else fp32, or fp16 on older GPUs), fp32, bf16, or "
+          "fp16 (CUDA only; fp32 on the CPU). Reduced precision runs with channels_last; f-warp's "
+          "sampling positions and the flow itself stay fp32.", choices=("auto", "fp32", "bf16", "fp16")),
     Param("finest_level", 0, "Finest pyramid level NetE runs to: 2 = the published network (flow "
           "at 1/2 resolution, upsampled), 3..6 = coarser and faster, 0 = the finest level the "
-          "checkpoint was trained to (its card's recommendation).", range=(0, 6)),
+          "checkpoint was trained to (its card's recommendation). 1 is not a level of LiteFlowNet.",
+          range=(0, 6), choices=(0, 2, 3, 4, 5, 6)),
     Param("scale", 1.0, "Processing resolution relative to the input image (flow is resized back "
           "and rescaled to input pixels).", range=(0.1, 2.0)),
     Param("max_width", 0, "Largest processing width in pixels (the image is scaled down further "
@@ -79,6 +84,26 @@ PARAMETERS = (
     Param("stale_timeout", 5.0, "Diagnostics ERROR when no flow was produced for this many "
           "seconds after the node had produced some.", runtime=True, range=(0.1, 3600.0)),
 )
+
+#: image_player's parameters (all read at start-up).
+PLAYER_ENCODINGS = ("rgb8", "bgr8", "mono8")
+PLAYER_PARAMETERS = (
+    Param("source", "", "Folder of images (natural order), a video file (anything OpenCV reads), or '' "
+          "for the demo sequence shipped with lfn_ros."),
+    Param("rate", 10.0, "Frames per second.", range=(0.01, 10000.0)),
+    Param("frame_id", "camera", "header.frame_id of every image."),
+    Param("encoding", "rgb8", "Published encoding.", choices=PLAYER_ENCODINGS),
+    Param("loop", False, "Start again at the end of the source (forever, unless count is reached)."),
+    Param("count", 0, "Stop after this many frames; 0 = the whole source (forever with loop).",
+          range=(0, 2**31 - 1)),
+    Param("qos_reliability", "reliable", "Publisher reliability.", choices=("reliable", "best_effort")),
+    Param("qos_depth", 5, "Publisher depth (keep last).", range=(1, 1000)),
+    Param("wait_for_subscribers", 0, "Before the first frame, wait until the topic has this many "
+          "subscribers.", range=(0, 1000)),
+    Param("wait_timeout", 30.0, "Give up waiting for subscribers after this many seconds (exit 1).",
+          range=(0.0, 86400.0)),
+)
+
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
 BY_NAME = {p.name: p for p in PARAMETERS}
 
@@ -91,7 +116,7 @@ def descriptor(param: Param):
         name=param.name,
         description=param.description,
         read_only=not param.runtime,
-        additional_constraints=("one of: " + ", ".join(param.choices)) if param.choices else "",
+        additional_constraints=("one of: " + ", ".join(str(c) for c in param.choices)) if param.choices else "",
     )
     if param.range is not None:
         low, high = param.range
@@ -107,16 +132,16 @@ def _device_ok(value: str) -> bool:
     return device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
 
 
-def check_value(name: str, value) -> str | None:
+def check_value(name: str, value, table=PARAMETERS) -> str | None:
     """The problem with one parameter value (type, choices, range), or None when it is fine."""
-    param = BY_NAME[name]
+    param = next(p for p in table if p.name == name)
     if type(value) is not type(param.default):
         return f"parameter {name} must be a {type(param.default).__name__}, got {value!r}"
     if name == "device":
         if not _device_ok(value):
             return f"parameter device must be 'cuda', 'cuda:N' or 'cpu', got '{value}'"
     elif param.choices and value not in param.choices:
-        return f"parameter {name} must be one of {', '.join(param.choices)}, got '{value}'"
+        return f"parameter {name} must be one of {', '.join(str(c) for c in param.choices)}, got '{value}'"
     if param.range is not None:
         low, high = param.range
         if isinstance(value, float) and not math.isfinite(value):
@@ -126,13 +151,13 @@ def check_value(name: str, value) -> str | None:
     return None
 
 
-def check_start_values(values: dict) -> str | None:
-    """The first problem with a complete set of start-up values, or None."""
-    for name in PARAMETER_NAMES:
-        problem = check_value(name, values[name])
+def check_start_values(values: dict, table=PARAMETERS) -> str | None:
+    """The first problem with a complete set of start-up values of ``table``'s node, or None."""
+    for param in table:
+        problem = check_value(param.name, values[param.name], table)
         if problem:
             return problem
-    if values["warmup"] and (values["warmup_height"] == 0) != (values["warmup_width"] == 0):
+    if table is PARAMETERS and values["warmup"] and (values["warmup_height"] == 0) != (values["warmup_width"] == 0):
         return ("warmup_height and warmup_width must both be 0 (the first frame's size) or both > 0, "
                 f"got {values['warmup_height']} and {values['warmup_width']}")
     return None

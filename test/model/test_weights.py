@@ -9,7 +9,9 @@ from lfn_ros.model.weights import (
     WeightsError,
     apply_state_dict,
     import_state_dict,
+    file_sha256,
     load_model,
+    resolve_finest_level,
     read_checkpoint,
     save_checkpoint,
 )
@@ -24,7 +26,7 @@ def model():
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, model):
     path = tmp_path_factory.mktemp("w") / "ckpt.pt"
-    save_checkpoint(path, model, card={"name": "unit", "recommended_finest_level": 3, "metrics": {"epe": 1.5}})
+    save_checkpoint(path, model, card={"name": "unit", "recommended_finest_level": 3, "metrics": {"epe": 1.5}, "steps": 10})
     return path
 
 
@@ -33,6 +35,30 @@ def test_round_trip_reproduces_parameters_and_card(model, saved):
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
     assert card["name"] == "unit" and card["trained"] and card["metrics"]["epe"] == 1.5
+    assert card["sha256"] == file_sha256(saved) and card["path"] == str(saved)
+
+
+def test_trained_comes_from_the_checkpoints_own_record(model, tmp_path):
+    for card, expected in (({}, False), ({"steps": 0}, False), ({"steps": 3}, True), ({"steps": 3, "trained": False}, False)):
+        path = save_checkpoint(tmp_path / "c.pt", model, card=card)
+        assert load_model(path)[1]["trained"] is expected, card
+
+
+def test_a_missing_shipped_file_is_an_error_unless_untrained_is_asked_for(monkeypatch, tmp_path):
+    import lfn_ros.model.weights as weights
+
+    monkeypatch.setattr(weights, "default_weights", lambda: None)
+    with pytest.raises(WeightsError, match="missing from this installation"):
+        load_model("default")
+    with pytest.warns(UntrainedWarning):
+        assert load_model("")[1]["trained"] is False
+
+
+def test_finest_level_is_resolved_once_and_checked(saved):
+    assert resolve_finest_level(None, {"recommended_finest_level": 3}) == 3
+    assert resolve_finest_level(0, {}) == 2 and resolve_finest_level(4, {"recommended_finest_level": 3}) == 4
+    with pytest.raises(WeightsError, match="not one of"):
+        resolve_finest_level(1, {})
 
 
 def test_card_recommends_the_finest_level(saved):

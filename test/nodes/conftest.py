@@ -1,7 +1,7 @@
 """Fixtures for the node integration tests: real rclpy processes on a private ROS domain.
 
 Every test module gets its own ROS_DOMAIN_ID and the loopback-only transport of
-lfn_ros.demo.loopback_env (Fast DDS shared memory + UDP on 127.0.0.1), so tests running in
+lfn_ros.nodes.processes.loopback_env (Fast DDS shared memory + UDP on 127.0.0.1), so tests running in
 parallel, here or in other checkouts on the machine, do not see each other's topics.
 """
 
@@ -31,7 +31,7 @@ def _domain_id() -> int:
 
 @pytest.fixture(scope="module")
 def ros_env():
-    from lfn_ros.demo import loopback_env
+    from lfn_ros.nodes.processes import loopback_env
 
     env = loopback_env(domain_id=_domain_id())
     env["PYTHONUNBUFFERED"] = "1"
@@ -41,7 +41,7 @@ def ros_env():
 
 
 def node_command(module: str, params: dict, remaps: dict | None = None) -> list:
-    from lfn_ros.demo import node_command as build
+    from lfn_ros.nodes.processes import node_command as build
 
     return build(module, params, remaps)
 

@@ -33,7 +33,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from lfn_ros.io.image_msg import array_to_image_msg  # noqa: E402
+from lfn_ros.nodes import runtime  # noqa: E402
+from lfn_ros.nodes.image_msg import array_to_image_msg  # noqa: E402
 from lfn_ros.msg import FlowTiming  # noqa: E402
 
 H, W = 96, 128
@@ -337,7 +338,7 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("scenarios", nargs="+")
     args = parser.parse_args()
-    rclpy.init()
+    runtime.init()
     probe = Probe()
     results = {}
     for name in args.scenarios:
@@ -349,7 +350,7 @@ def main() -> int:
         results[name]["seconds"] = round(time.monotonic() - t0, 2)
         Path(args.out).write_text(json.dumps(results, indent=1))
     probe.node.destroy_node()
-    rclpy.try_shutdown()
+    runtime.shutdown()
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lfn_ros.demo import find_config, loopback_env, node_command, ros_string
+from lfn_ros.nodes.processes import find_config, loopback_env, node_command, ros_string
 
 REPO = Path(__file__).resolve().parents[2]
 

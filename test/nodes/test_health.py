@@ -1,7 +1,6 @@
 """lfn_ros.nodes.health (diagnostics rules) and lfn_ros.nodes.parameters (checks), without ROS
 spinning; and the node's latest-only slot."""
 
-import threading
 
 import pytest
 
@@ -109,21 +108,3 @@ def test_descriptors():
     d = descriptor(BY_NAME["latency_budget_ms"])
     assert not d.read_only and d.floating_point_range[0].to_value == 600000.0
     assert "one of" in descriptor(BY_NAME["transport"]).additional_constraints
-
-
-def test_latest_slot_keeps_only_the_newest():
-    pytest.importorskip("rclpy")
-    from lfn_ros.nodes.flow_node import LatestSlot
-
-    slot = LatestSlot()
-    assert slot.take() is None and not slot.ready()
-    slot.put(1)
-    slot.put(2)
-    slot.put(3)
-    assert slot.dropped == 2 and slot.take() == 3 and slot.take() is None
-    got = []
-    thread = threading.Thread(target=lambda: got.append(slot.take(timeout=5)))
-    thread.start()
-    slot.put("late")
-    thread.join(5)
-    assert got == ["late"] and slot.dropped == 2

@@ -13,7 +13,8 @@ import pytest
 
 from lfn_ros.io import read_image, write_image
 from lfn_ros.nodes import image_player
-from lfn_ros.nodes.image_player import DEFAULT_SEQUENCE, SourceError, iter_source
+from lfn_ros.io.sources import SourceError, iter_frames, iter_source
+from lfn_ros.resources import SEQUENCE_DIR as DEFAULT_SEQUENCE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,15 +83,15 @@ def test_iter_source_errors(tmp_path):
 
 def test_default_source_and_frame_counts():
     assert len(list(iter_source(""))) == 8
-    assert len(list(image_player._frames("", loop=False, count=0))) == 8
-    assert len(list(image_player._frames("", loop=False, count=3))) == 3
-    assert len(list(image_player._frames("", loop=True, count=20))) == 20
+    assert len(list(iter_frames("", loop=False, count=0))) == 8
+    assert len(list(iter_frames("", loop=False, count=3))) == 3
+    assert len(list(iter_frames("", loop=True, count=20))) == 20
 
 
 @pytest.mark.parametrize("encoding, channels", [("rgb8", 3), ("bgr8", 3), ("mono8", 1)])
 def test_rgb_to_msg(encoding, channels):
     pytest.importorskip("sensor_msgs")
-    from lfn_ros.io.image_msg import image_msg_to_array
+    from lfn_ros.nodes.image_msg import image_msg_to_array
 
     rgb = np.zeros((4, 5, 3), np.uint8)
     rgb[..., 0] = 200  # red

@@ -1,4 +1,4 @@
-"""lfn_ros.io.image_msg: sensor_msgs/Image <-> numpy without cv_bridge."""
+"""lfn_ros.nodes.image_msg: sensor_msgs/Image <-> numpy without cv_bridge."""
 
 import array
 import sys
@@ -11,8 +11,9 @@ import pytest
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from lfn_ros.io import (ENCODINGS, ImageMsgError, array_to_image_msg, compressed_msg_to_rgb8,
-                        flow_to_color, image_msg_to_array, image_msg_to_rgb8, to_rgb8)
+from lfn_ros.io import flow_to_color
+from lfn_ros.nodes.image_msg import (ENCODINGS, ImageMsgError, array_to_image_msg, compressed_msg_to_rgb8,
+                                     image_msg_to_array, image_msg_to_rgb8, to_rgb8)
 
 REQUIRED = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "8UC1", "8UC3", "8UC4", "16UC1",
             "32FC1", "32FC2", "32FC3"]

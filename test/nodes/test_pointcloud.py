@@ -1,4 +1,4 @@
-"""lfn_ros.io.pointcloud: flow as a sensor_msgs/PointCloud2 grid."""
+"""lfn_ros.nodes.pointcloud: flow as a sensor_msgs/PointCloud2 grid."""
 
 import sys
 
@@ -9,7 +9,7 @@ pytest.importorskip("sensor_msgs")
 from sensor_msgs.msg import PointField  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from lfn_ros.io.pointcloud import FIELD_NAMES, flow_points, flow_to_pointcloud  # noqa: E402
+from lfn_ros.nodes.pointcloud import FIELD_NAMES, flow_points, flow_to_pointcloud  # noqa: E402
 
 
 def _flow(h=10, w=13):

@@ -183,7 +183,7 @@ def to_rgb8(array_: np.ndarray, encoding: str) -> np.ndarray:
     if channels == 2:
         if dtype.kind != "f":
             raise ImageMsgError(f"encoding {encoding} (2-channel integer) has no RGB interpretation")
-        from .color import flow_to_color
+        from ..io.color import flow_to_color
         return flow_to_color(a)
     if dtype.kind == "i":
         raise ImageMsgError(f"encoding {encoding} (signed integer) has no RGB interpretation")

@@ -1,0 +1,13 @@
+"""The inference engine: LiteFlowNet on a stream of frames or on pairs, with no ROS imports.
+
+    session        FlowEngine (stage / run / wait, infer), resolve_device
+    types          FlowResult (the one flow + occlusion result), Staged, FrameState, errors, STAGES
+    torch_backend  NetC and NetE in PyTorch (CPU or CUDA, any precision)
+    clock          stage timing (CUDA events or host clock)
+"""
+
+from .session import FlowEngine, PendingFlow, resolve_device
+from .types import STAGES, EngineError, FlowOutOfMemory, FlowResult, FrameState, Staged, processing_size
+
+__all__ = ["FlowEngine", "PendingFlow", "FlowResult", "FrameState", "Staged", "EngineError", "FlowOutOfMemory",
+           "STAGES", "processing_size", "resolve_device"]

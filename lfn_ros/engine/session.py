@@ -1,0 +1,368 @@
+"""FlowEngine: a LiteFlowNet inference session on the GPU (or CPU). No ROS imports.
+
+Streaming use (the node; docs/architecture.md, "Data flow in the node")::
+
+    engine = FlowEngine(weights="default", device="cuda")
+    staged = engine.stage(rgb_uint8_hwc, stamp)   # H2D on the upload stream (pinned buffer)
+    pending = engine.run(staged)                  # preprocess + NetC + NetE on the compute stream
+    result = pending.wait()                       # D2H on the download stream; None for a first frame
+
+The engine keeps the previous frame (:class:`FrameState`: its NetC features and image pyramid)
+on the device, so every frame's features are computed once. Forward and backward flow for the
+occlusion check run in one batch of two. Between ``run`` and ``wait`` the caller may ``stage``
+the next frame: its upload runs on its own stream and overlaps this frame's compute.
+
+Pair use (CLI, evaluation): ``engine.infer(image1, image2)``, stateless: the stream's previous
+frame is neither used nor changed.
+
+Images are (H, W, 3) uint8 RGB numpy arrays. Flow results are (H, W, 2) float32 pixels,
+channel 0 = x (right), channel 1 = y (down), from the previous frame to the current one. With
+``scale`` / ``max_width`` the image is resized once, straight to the network's grid (multiples
+of 32), and the flow once, straight back to the input size.
+
+Running out of device memory in any call (stage, run, wait) frees the caches, drops the previous
+frame and raises :class:`FlowOutOfMemory`; the next frame starts a new sequence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+
+import numpy as np
+import torch
+
+from .. import precision as precisions
+from ..model.liteflownet import LiteFlowNet
+from ..model.weights import load_model, resolve_finest_level
+from ..ops.occlusion import DEFAULT_ALPHA, DEFAULT_BETA, forward_backward_occlusion
+from ..ops.resize import multiple_size
+from .clock import StageClock
+from .torch_backend import TorchBackend
+from .types import STAGES, EngineError, FlowOutOfMemory, FlowResult, FrameState, Staged, processing_size
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(requested: str) -> tuple[torch.device, str | None]:
+    """Map 'cuda', 'cuda:N' or 'cpu' to a usable device.
+
+    Returns (device, warning): the warning is set when CUDA was asked for but is unavailable
+    and the engine falls back to the CPU.
+    """
+    requested = (requested or "cpu").strip().lower()
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return torch.device("cpu"), f"device '{requested}' requested but CUDA is not available: running on the CPU (slow)"
+        device = torch.device(requested)
+        index = device.index if device.index is not None else 0
+        if index >= torch.cuda.device_count():
+            return torch.device("cuda:0"), f"device '{requested}' does not exist ({torch.cuda.device_count()} GPUs): using cuda:0"
+        return torch.device("cuda", index), None
+    if requested != "cpu":
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got '{requested}'")
+    return torch.device("cpu"), None
+
+
+class PendingFlow:
+    """Work queued by :meth:`FlowEngine.run`; :meth:`wait` returns the :class:`FlowResult`."""
+
+    def __init__(self, engine, staged: Staged, clock: StageClock, outputs=None, done=None, previous_stamp=None) -> None:
+        self._engine = engine
+        self._staged = staged
+        self._clock = clock
+        self._outputs = outputs  # (flow_host, occlusion_host or None), or None for a first frame
+        self._done = done
+        self._previous_stamp = previous_stamp
+
+    def wait(self) -> FlowResult | None:
+        """Block until the download finished; None when this was a stream's first frame."""
+        if self._outputs is None:
+            return None
+        with self._engine._oom_guard("download", self._staged.size):
+            if self._done is not None:
+                self._done.synchronize()
+        flow, occlusion = self._outputs
+        # Views, not copies: every frame gets freshly allocated output tensors (pinned ones come
+        # from torch's caching host allocator), and a numpy view keeps its tensor alive, so no
+        # later frame can write into a result that was handed out.
+        return FlowResult(flow=flow.numpy(), occlusion=occlusion.numpy() if occlusion is not None else None,
+                          timings=self._timings(), stamp=self._staged.stamp, previous_stamp=self._previous_stamp)
+
+    def _timings(self) -> dict:
+        clock, events = self._clock, self._staged.events
+        if "upload_start" in events:
+            upload = float(events["upload_start"].elapsed_time(events["upload_end"]))
+        else:
+            upload = self._staged.host_ms.get("upload", 0.0)
+        marks = ("start", "preprocessed", "features", "decoded", "postprocessed", "downloaded")
+        timings = {"upload": upload}
+        for stage, (start, end) in zip(STAGES[1:], zip(marks, marks[1:])):
+            timings[stage] = clock.elapsed_ms(start, end)
+        timings["compute"] = sum(timings[s] for s in STAGES)
+        return timings
+
+
+class FlowEngine:
+    """LiteFlowNet inference session.
+
+    Args:
+        weights: checkpoint path, "default" (shipped weights) or None (random; warns).
+        device: "cuda", "cuda:N" or "cpu"; CUDA falls back to the CPU with a warning.
+        precision: "auto", "fp32", "bf16" or "fp16" (lfn_ros.precision: autocast + channels_last;
+            auto = bf16 where the device computes it natively, else fp32 / fp16 on older GPUs).
+        finest_level: 2 (published) or 3 (quarter resolution, faster); None = the checkpoint's
+            recommendation (the finest level it was trained to), else 2.
+        occlusion: compute the forward-backward occlusion mask (backward flow in the same batch).
+        alpha, beta: thresholds of the occlusion check (Sundaram et al. 2010).
+        scale, max_width: processing resolution relative to the input (see processing_size).
+        model: an already built LiteFlowNet to use instead of loading ``weights`` (its card says
+            "in-memory"; trained unless ``trained=False``).
+    """
+
+    def __init__(
+        self,
+        weights="default",
+        device: str = "cuda",
+        precision: str = "fp32",
+        finest_level: int | None = None,
+        occlusion: bool = True,
+        alpha: float = DEFAULT_ALPHA,
+        beta: float = DEFAULT_BETA,
+        scale: float = 1.0,
+        max_width: int = 0,
+        model: LiteFlowNet | None = None,
+        trained: bool = True,
+    ) -> None:
+        self.device, self.device_warning = resolve_device(device)
+        if self.device_warning:
+            log.warning(self.device_warning)
+        self.precision = precisions.checked(precision, self.device, log=log.warning)
+        if model is None:
+            model, self.card = load_model(weights, finest_level=finest_level, device=self.device)
+        else:
+            self.card = {"name": "in-memory", "trained": trained}
+            model.finest_level = resolve_finest_level(finest_level, {"recommended_finest_level": model.finest_level})
+        self.model = model
+        self.backend = TorchBackend(model, self.device, self.precision)
+        self.occlusion = occlusion
+        self.alpha, self.beta = alpha, beta
+        if scale <= 0 or max_width < 0:
+            raise ValueError(f"scale must be > 0 and max_width >= 0, got {scale}, {max_width}")
+        self.scale, self.max_width = scale, max_width
+        self._lock = threading.RLock()  # reset() is also called from inside run()
+        self._previous: FrameState | None = None
+        cuda = self.device.type == "cuda"
+        self._upload_stream = torch.cuda.Stream(self.device) if cuda else None
+        self._compute_stream = torch.cuda.Stream(self.device) if cuda else None
+        self._download_stream = torch.cuda.Stream(self.device) if cuda else None
+        self._pinned: dict = {}
+        self._stage_count = 0
+
+    # ------------------------------------------------------------------ description
+    @property
+    def device_name(self) -> str:
+        if self.device.type == "cuda":
+            return f"{self.device} ({torch.cuda.get_device_name(self.device)})"
+        return "cpu"
+
+    @property
+    def model_name(self) -> str:
+        return (f"LiteFlowNet level {self.model.finest_level}, {self.backend.name} {self.precision}, "
+                f"weights {self.card.get('name', '?')}")
+
+    # ------------------------------------------------------------------ state and settings
+    def reset(self) -> None:
+        """Forget the previous frame: the next frame starts a new sequence."""
+        with self._lock:
+            self._previous = None
+
+    @property
+    def has_previous(self) -> bool:
+        return self._previous is not None
+
+    def configure(self, *, occlusion: bool | None = None, alpha: float | None = None, beta: float | None = None) -> None:
+        """Change the occlusion settings between frames (thread-safe; the node's runtime parameters)."""
+        if (alpha is not None and alpha < 0) or (beta is not None and beta < 0):
+            raise ValueError(f"alpha and beta must be >= 0, got {alpha}, {beta}")
+        with self._lock:
+            if occlusion is not None:
+                self.occlusion = bool(occlusion)
+            if alpha is not None:
+                self.alpha = float(alpha)
+            if beta is not None:
+                self.beta = float(beta)
+
+    def release_memory(self) -> None:
+        """Give cached device memory back (after running out of it): CUDA's caching allocator
+        and the pinned upload buffers."""
+        self._pinned.clear()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @contextlib.contextmanager
+    def _oom_guard(self, where: str, size: tuple):
+        """Out of device memory in ``where``: free the caches, drop the sequence, raise FlowOutOfMemory."""
+        try:
+            yield
+        except torch.cuda.OutOfMemoryError as exc:
+            self.reset()
+            self.release_memory()
+            raise FlowOutOfMemory(f"out of device memory in {where} at {size[1]}x{size[0]}: "
+                                  f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}") from exc
+
+    # ------------------------------------------------------------------ streaming
+    def stage(self, image: np.ndarray, stamp=None, seconds: float | None = None) -> Staged:
+        """Start moving one frame to the device.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, C-contiguous or not.
+            stamp: opaque stamp returned with the result (e.g. a ROS Time message).
+            seconds: the stamp in seconds, used to detect time going backwards (None: no check).
+        """
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise EngineError(f"expected an (H, W, 3) uint8 RGB image, got {desc}")
+        height, width = image.shape[:2]
+        if height < 32 or width < 32:
+            raise EngineError(f"image {height}x{width} is too small: LiteFlowNet needs at least 32x32")
+        staged = Staged(image=None, stamp=stamp, seconds=seconds, size=(height, width))
+        with self._oom_guard("upload", staged.size):
+            self._upload(image, staged)
+        return staged
+
+    def _upload(self, image: np.ndarray, staged: Staged) -> None:
+        """Fill ``staged.image`` (and its upload timing) from the host image."""
+        if self.device.type != "cuda":
+            t0 = time.perf_counter()
+            staged.image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
+            staged.host_ms["upload"] = (time.perf_counter() - t0) * 1000.0
+            return
+        # Pinned host buffer per size, one per parity so the next frame's copy-in never
+        # overwrites a buffer whose H2D copy may still be in flight.
+        height, width = staged.size
+        self._stage_count += 1
+        key = (height, width, self._stage_count % 2)
+        if len(self._pinned) > 8:  # bounded: drop buffers of sizes no longer seen
+            self._pinned.clear()
+        host = self._pinned.get(key)
+        if host is None:
+            host = self._pinned[key] = torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=True)
+        self._upload_stream.wait_stream(torch.cuda.current_stream(self.device))
+        host.numpy()[...] = image
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(self._upload_stream):
+            start.record()
+            staged.image = host.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0)
+            end.record()
+        staged.events = {"upload_start": start, "upload_end": end}
+
+    def _starts_new_sequence(self, staged: Staged) -> bool:
+        """Reset on a resolution change or a stamp not after the previous one (a looping bag)."""
+        previous = self._previous
+        if previous is None:
+            return False
+        if staged.size != previous.size:
+            log.info("resolution changed %s -> %s: starting a new sequence", previous.size, staged.size)
+            return True
+        if staged.seconds is not None and previous.seconds is not None and staged.seconds <= previous.seconds:
+            log.info("stamp went from %.6f to %.6f: starting a new sequence", previous.seconds, staged.seconds)
+            return True
+        return False
+
+    def run(self, staged: Staged) -> PendingFlow:
+        """Queue preprocessing, NetC and (when a previous frame exists) NetE for ``staged``."""
+        with self._lock, self._oom_guard("compute", staged.size):
+            if self._starts_new_sequence(staged):
+                self._previous = None
+            previous = self._previous
+            encoding, clock, outputs = self._compute(staged, previous.encoding if previous else None, self.occlusion)
+            self._previous = FrameState(encoding, staged.stamp, staged.seconds, staged.size)
+            if outputs is None:
+                return PendingFlow(self, staged, clock)
+            outputs, done = self._download(outputs, clock)
+            return PendingFlow(self, staged, clock, outputs, done, previous.stamp)
+
+    def _compute(self, staged: Staged, previous, occlusion: bool):
+        """Encode ``staged`` and, given the previous frame's encoding, decode and postprocess.
+        Touches no engine state. Returns (encoding, clock, (flow (H, W, 2), occlusion (H, W) or None) on
+        the device, or None for a first frame)."""
+        clock = StageClock(self.device)
+        height, width = staged.size
+        grid = multiple_size(*processing_size(height, width, self.scale, self.max_width), 32)
+        compute = self._compute_stream
+        with torch.cuda.stream(compute) if compute is not None else contextlib.nullcontext(), torch.no_grad():
+            if compute is not None:
+                compute.wait_event(staged.events["upload_end"])
+                staged.image.record_stream(compute)
+            clock.mark("start", compute)
+            normalised = self.model.preprocess(staged.image, grid)  # the one resize in
+            clock.mark("preprocessed", compute)
+            current = self.backend.encode(normalised, staged.size)
+            clock.mark("features", compute)
+            if previous is None:
+                return current, clock, None
+            forward, backward = self.backend.decode(previous, current, occlusion)
+            clock.mark("decoded", compute)
+            flow = self.model.to_pixels(forward, staged.size, grid)  # the one resize out
+            occ = None
+            if backward is not None:
+                occ = forward_backward_occlusion(flow, self.model.to_pixels(backward, staged.size, grid), self.alpha, self.beta)[0, 0]
+            flow = flow[0].permute(1, 2, 0).contiguous()
+            clock.mark("postprocessed", compute)
+        return current, clock, (flow, occ)
+
+    def _download(self, outputs, clock: StageClock):
+        """Device results -> host tensors (pinned, on the download stream, on a GPU)."""
+        flow, occ = outputs
+        download = self._download_stream
+        if download is None:
+            clock.mark("downloaded")
+            return (flow, occ), None
+        download.wait_stream(self._compute_stream)
+        with torch.cuda.stream(download):
+            hosts = []
+            for tensor in (flow, occ):
+                if tensor is None:
+                    hosts.append(None)
+                    continue
+                tensor.record_stream(download)
+                host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+                host.copy_(tensor, non_blocking=True)
+                hosts.append(host)
+            clock.mark("downloaded", download)
+            done = torch.cuda.Event()
+            done.record(download)
+        return tuple(hosts), done
+
+    def process(self, image: np.ndarray, stamp=None, seconds: float | None = None) -> FlowResult | None:
+        """stage + run + wait for one frame: flow from the previous frame, or None for the first."""
+        return self.run(self.stage(image, stamp, seconds)).wait()
+
+    # ------------------------------------------------------------------ pairs
+    def infer(self, image1: np.ndarray, image2: np.ndarray, occlusion: bool | None = None) -> FlowResult:
+        """Flow from image1 to image2 (both (H, W, 3) uint8 RGB). Stateless: the stream's
+        previous frame is neither used nor changed."""
+        if image1.shape != image2.shape:
+            raise EngineError(f"images differ in size: {image1.shape} vs {image2.shape}")
+        occlusion = self.occlusion if occlusion is None else occlusion
+        first, second = self.stage(image1, stamp=0), self.stage(image2, stamp=1)
+        with self._lock, self._oom_guard("compute", first.size):
+            encoding, _, _ = self._compute(first, None, occlusion)
+            _, clock, outputs = self._compute(second, encoding, occlusion)
+            outputs, done = self._download(outputs, clock)
+        return PendingFlow(self, second, clock, outputs, done, previous_stamp=0).wait()
+
+    def warmup(self, height: int = 480, width: int = 640, iterations: int = 2) -> float:
+        """Run a few dummy pairs at a size so the first real frame is not slow (cuDNN autotuning,
+        allocator growth, lazy CUDA init). Returns the last iteration's time in ms."""
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+        elapsed = 0.0
+        for _ in range(max(1, iterations)):
+            t0 = time.perf_counter()
+            self.infer(image, image)
+            elapsed = (time.perf_counter() - t0) * 1000.0
+        return elapsed

@@ -1,0 +1,51 @@
+"""The PyTorch backend of the engine: LiteFlowNet's NetC and NetE in PyTorch, CPU or CUDA.
+
+Reduced precision is autocast with channels_last (lfn_ros.precision): convolutions in bf16/fp16,
+f-warp's sampling positions and the flow itself in fp32 (see lfn_ros.model.liteflownet.fp32).
+Every backend offers the same three calls, so the engine's streaming, resizing, occlusion check,
+timings and recovery are written once:
+
+    encode(normalised (1, 3, H', W') float, input_size (H, W)) -> encoding of one frame
+    decode(previous, current, bidirectional) -> (forward, backward or None), each
+        (1, 2, H'/2^(k-1), W'/2^(k-1)) float32 NetE units (pixels of the grid / 20)
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .. import precision as precisions
+from ..model.liteflownet import FrameEncoding, LiteFlowNet
+
+
+class TorchBackend:
+    """LiteFlowNet in PyTorch on ``device`` in ``precision`` (a resolved name)."""
+
+    name = "torch"
+
+    def __init__(self, model: LiteFlowNet, device: torch.device, precision: str) -> None:
+        self.model = model
+        self.device = device
+        self.precision = precision
+        self.memory_format = precisions.memory_format(device, precision)
+        model.to(device, memory_format=self.memory_format).eval()
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return precisions.autocast(self.device, self.precision)
+
+    @torch.no_grad()
+    def encode(self, normalised: torch.Tensor, input_size: tuple) -> FrameEncoding:
+        with self._autocast():
+            return self.model.encode_preprocessed(normalised.contiguous(memory_format=self.memory_format), input_size)
+
+    @torch.no_grad()
+    def decode(self, previous: FrameEncoding, current: FrameEncoding, bidirectional: bool):
+        with self._autocast():
+            if bidirectional:
+                forward, backward = self.model.decode_bidirectional(previous, current)
+                return forward.float(), backward.float()
+            return self.model.decode(previous, current)[-1].float(), None

@@ -1,0 +1,230 @@
+"""The flow node's inference loop without ROS: latest-only input, lookahead, drops and resets.
+
+docs/architecture.md ("Data flow in the node") describes it; the node (lfn_ros.nodes.flow_node)
+only supplies three callables and publishes what comes out, so everything here is tested in one
+process, at full speed and under overload (test/test_pipeline.py).
+
+- :meth:`FlowPipeline.submit` (the subscription callback's thread) puts a message into a
+  :class:`LatestSlot`: an unread message it replaces counts as dropped. The callback never
+  converts anything and never waits for inference.
+- :meth:`FlowPipeline.run` (the inference thread) takes the slot, converts and stages the frame,
+  runs the engine, and while the device computes converts and stages the next frame if one is
+  already waiting (its upload overlaps this frame's compute); then waits and publishes. A staged
+  frame that a newer message overtakes before its turn is dropped too, so at every moment
+  ``received == processed + dropped + in flight + first frames + skipped``.
+- A new sequence starts (nothing is published for its first frame) at start-up, when the input
+  encoding changes (checked here), when the resolution changes or a stamp is not after the
+  previous one (checked by the engine), and after the device ran out of memory.
+- A message that cannot be converted, and any engine failure, is reported through ``report`` and
+  skipped; the loop goes on.
+
+Callables given by the owner:
+    convert(message) -> InputFrame, raising InputError for an unusable message;
+    publish(frame, result, settings) for every flow result;
+    settings() -> dict of the current runtime switches (read once per frame; the pipeline uses
+        ``publish_occlusion`` and ``want_points`` to decide whether the occlusion mask is computed).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from .engine import EngineError, FlowEngine, FlowOutOfMemory
+
+
+class InputError(ValueError):
+    """A message that cannot become an RGB frame (the text says why)."""
+
+
+@dataclass
+class InputFrame:
+    """A converted message: rgb (H, W, 3) uint8; encoding (a change starts a new sequence);
+    header (handed back to ``publish``, e.g. a std_msgs/Header); stamp (opaque, returned as the
+    result's ``stamp`` and the next result's ``previous_stamp``); seconds (the stamp in seconds,
+    for the engine's time-order check; None: no check)."""
+
+    rgb: object
+    encoding: str
+    header: object = None
+    stamp: object = None
+    seconds: float | None = None
+
+
+@dataclass
+class Frame:
+    """A frame on its way through the engine."""
+
+    header: object
+    encoding: str
+    size: tuple
+    staged: object
+
+
+@dataclass
+class PipelineCounts:
+    """What happened to every message handed to :meth:`FlowPipeline.submit`."""
+
+    received: int = 0
+    processed: int = 0  # results published
+    first_frames: int = 0  # frames that started a sequence (nothing to publish)
+    skipped: int = 0  # unusable messages and engine failures
+    resets: int = 0  # sequences started after the first one
+    events: list = field(default_factory=list)  # (kind, text) of bad input and failures, newest last
+
+
+class LatestSlot:
+    """A single-item mailbox: put() replaces an unread item (counted in ``dropped``)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item = None
+        self.dropped = 0
+
+    def put(self, item) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify()
+
+    def take(self, timeout: float | None = None):
+        """The item (clearing the slot), waiting up to ``timeout`` s; None if there is none."""
+        with self._cond:
+            if self._item is None and timeout:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def ready(self) -> bool:
+        with self._cond:
+            return self._item is not None
+
+    def count_drop(self) -> None:
+        with self._cond:
+            self.dropped += 1
+
+
+class FlowPipeline:
+    """The inference loop (module docstring). ``report(kind, text)`` receives "bad_input",
+    "failure" and "reset" events; ``on_result`` is ``publish``."""
+
+    def __init__(self, engine: FlowEngine, convert, publish, settings, report=None) -> None:
+        self.engine = engine
+        self._convert = convert
+        self._publish = publish
+        self._settings = settings
+        self._report = report or (lambda kind, text: None)
+        self.slot = LatestSlot()
+        self.counts = PipelineCounts()
+        self._lock = threading.Lock()
+        self._last_encoding = None
+        self._started = False
+
+    @property
+    def dropped(self) -> int:
+        return self.slot.dropped
+
+    # ------------------------------------------------------------------ input
+    def submit(self, message) -> None:
+        """Hand over a message (any thread; never blocks on inference)."""
+        with self._lock:
+            self.counts.received += 1
+        self.slot.put(message)
+
+    # ------------------------------------------------------------------ loop
+    def run(self, stop: threading.Event, idle_timeout: float = 0.1) -> None:
+        """Process messages until ``stop`` is set."""
+        ahead = None
+        while not stop.is_set():
+            ahead = self.step(ahead, idle_timeout)
+
+    def step(self, ahead: Frame | None = None, timeout: float | None = 0.1) -> Frame | None:
+        """One turn of the loop: process ``ahead`` (the frame staged during the previous turn)
+        unless a newer message overtook it, else the slot's message. Returns the next staged
+        frame, if one was prepared while this one computed."""
+        frame = None
+        if ahead is not None:
+            if self.slot.ready():
+                self.slot.count_drop()  # a newer message came after `ahead` was staged
+            else:
+                frame = ahead
+        if frame is None:
+            message = self.slot.take(timeout=timeout)
+            if message is None:
+                return None
+            frame = self.prepare(message)
+            if frame is None:
+                return None
+        return self.process(frame)
+
+    def prepare(self, message) -> Frame | None:
+        """Convert and stage one message; None (reported) when it is unusable."""
+        try:
+            item = self._convert(message)
+            staged = self.engine.stage(item.rgb, stamp=item.stamp, seconds=item.seconds)
+        except FlowOutOfMemory as exc:
+            self._skip("failure", f"out of device memory uploading a frame; the sequence restarts: {exc}")
+            self._note_reset()
+            return None
+        except (InputError, EngineError) as exc:  # EngineError: e.g. smaller than 32x32
+            self._skip("bad_input", str(exc))
+            return None
+        return Frame(header=item.header, encoding=item.encoding, size=item.rgb.shape[:2], staged=staged)
+
+    def process(self, frame: Frame) -> Frame | None:
+        """Run one frame and publish its flow. Returns the next frame, already staged, when one
+        was waiting (its conversion and upload overlapped this frame's compute)."""
+        settings = dict(self._settings())
+        engine = self.engine
+        if self._last_encoding not in (None, frame.encoding):
+            self._report("reset", f"encoding changed from {self._last_encoding} to {frame.encoding}: starting a new sequence")
+            engine.reset()
+        self._last_encoding = frame.encoding
+        engine.configure(occlusion=bool(settings.get("publish_occlusion", True) or settings.get("want_points", False)))
+        size = f"{frame.size[1]}x{frame.size[0]}"
+        try:
+            pending = engine.run(frame.staged)  # resets itself on a size change or stamp going back
+        except FlowOutOfMemory as exc:
+            self._skip("failure", f"out of device memory at {size}; the sequence restarts: {exc}")
+            self._note_reset()
+            return None
+        except (EngineError, RuntimeError, ValueError) as exc:
+            self._skip("failure", f"flow engine failed on a {size} frame: {type(exc).__name__}: {exc}")
+            return None
+
+        message = self.slot.take()
+        ahead = self.prepare(message) if message is not None else None  # overlaps the device's work
+
+        try:
+            result = pending.wait()
+        except FlowOutOfMemory as exc:
+            self._skip("failure", f"out of device memory finishing a {size} frame; the sequence restarts: {exc}")
+            self._note_reset()
+            return ahead
+        except (EngineError, RuntimeError, ValueError) as exc:
+            self._skip("failure", f"flow engine failed finishing a {size} frame: {type(exc).__name__}: {exc}")
+            return ahead
+        if result is None:  # the first frame of a sequence
+            with self._lock:
+                self.counts.first_frames += 1
+                if self._started:
+                    self.counts.resets += 1
+                self._started = True
+            return ahead
+        self._started = True
+        with self._lock:
+            self.counts.processed += 1
+        self._publish(frame, result, settings)
+        return ahead
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _skip(self, kind: str, text: str) -> None:
+        with self._lock:
+            self.counts.skipped += 1
+            self.counts.events = (self.counts.events + [(kind, text)])[-20:]
+        self._report(kind, text)
+
+    def _note_reset(self) -> None:
+        """After an out-of-memory error the next frame starts a sequence: counted as a reset then."""
+        self._started = True

@@ -1,0 +1,170 @@
+"""The node's inference loop without ROS (lfn_ros.pipeline): latest-only input under a flood,
+out-of-memory at every stage, runtime switches, resets. In one process, with a real engine."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from lfn_ros.engine import FlowEngine
+from lfn_ros.model.liteflownet import LiteFlowNet
+from lfn_ros.pipeline import FlowPipeline, InputError, InputFrame, LatestSlot
+
+H, W = 64, 96
+
+
+def textured(shift: int = 0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(H, W + 64, 3), dtype=np.uint8)
+    return np.ascontiguousarray(base[:, shift:shift + W])
+
+
+class Harness:
+    """A pipeline with a real (untrained, small) engine; messages are (seconds, rgb or None, encoding)."""
+
+    def __init__(self, **settings) -> None:
+        torch.manual_seed(0)
+        self.engine = FlowEngine(model=LiteFlowNet(finest_level=4), device="cpu", trained=False)
+        self.settings = {"publish_occlusion": True, "want_points": False, **settings}
+        self.published = []
+        self.events = []
+        self.pipeline = FlowPipeline(self.engine, self.convert, self.publish, lambda: self.settings,
+                                     lambda kind, text: self.events.append((kind, text)))
+
+    @staticmethod
+    def convert(message) -> InputFrame:
+        seconds, rgb, encoding = message
+        if rgb is None:
+            raise InputError("truncated buffer")
+        return InputFrame(rgb=rgb, encoding=encoding, header=SimpleNamespace(seconds=seconds), stamp=seconds, seconds=seconds)
+
+    def publish(self, frame, result, settings) -> None:
+        self.published.append((result.stamp, result.previous_stamp, result))
+
+    def drain(self) -> None:
+        ahead = self.pipeline.step(None, timeout=0.01)
+        while ahead is not None or self.pipeline.slot.ready():
+            ahead = self.pipeline.step(ahead, timeout=0.01)
+
+    def feed(self, *messages) -> None:
+        for message in messages:
+            self.pipeline.submit(message)
+            self.drain()
+
+
+def test_latest_slot_keeps_only_the_newest():
+    slot = LatestSlot()
+    assert slot.take() is None and not slot.ready()
+    slot.put(1)
+    slot.put(2)
+    slot.put(3)
+    assert slot.dropped == 2 and slot.take() == 3 and slot.take() is None
+    got = []
+    thread = threading.Thread(target=lambda: got.append(slot.take(timeout=5)))
+    thread.start()
+    slot.put("late")
+    thread.join(5)
+    assert got == ["late"] and slot.dropped == 2
+
+
+def test_a_flood_drops_frames_publishes_increasing_stamps_and_accounts_for_every_message():
+    h = Harness()
+    stop = threading.Event()
+    worker = threading.Thread(target=h.pipeline.run, args=(stop, 0.01))
+    worker.start()
+    sent = 300
+    for i in range(sent):  # far faster than the engine: most frames must be dropped
+        h.pipeline.submit((float(i), textured(i % 16, seed=i % 3), "rgb8"))
+        time.sleep(0.0005)
+    deadline = time.monotonic() + 30
+    while h.pipeline.slot.ready() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    stop.set()
+    worker.join(10)
+    counts = h.pipeline.counts
+    stamps = [stamp for stamp, _, _ in h.published]
+    assert counts.received == sent
+    assert counts.processed == len(h.published) > 2
+    assert h.pipeline.dropped > sent // 2, "overload must drop frames, not queue them"
+    assert counts.processed + counts.first_frames + h.pipeline.dropped + counts.skipped == counts.received
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), "published stamps must only increase"
+    assert all(prev < stamp for stamp, prev, _ in h.published)
+
+
+@pytest.mark.parametrize("where", ["stage", "run", "wait"])
+def test_out_of_memory_at_every_stage_releases_memory_resets_and_recovers(where, monkeypatch):
+    h = Harness()
+    released = []
+    monkeypatch.setattr(h.engine, "release_memory", lambda: released.append(where))
+    h.feed((0.0, textured(0), "rgb8"), (1.0, textured(2), "rgb8"))
+    assert len(h.published) == 1 and h.engine.has_previous
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    if where == "stage":
+        original = h.engine._upload
+        monkeypatch.setattr(h.engine, "_upload", oom)
+    elif where == "run":
+        original = h.engine.backend.decode
+        monkeypatch.setattr(h.engine.backend, "decode", oom)
+    else:
+        original = h.engine._download
+        monkeypatch.setattr(h.engine, "_download", lambda outputs, clock: (outputs, SimpleNamespace(synchronize=oom)))
+    h.feed((2.0, textured(4), "rgb8"))
+    assert released == [where]
+    assert not h.engine.has_previous, "the sequence must restart after running out of memory"
+    assert h.events[-1][0] == "failure" and "out of device memory" in h.events[-1][1]
+    assert len(h.published) == 1
+    monkeypatch.setattr(*{"stage": (h.engine, "_upload"), "run": (h.engine.backend, "decode"),
+                          "wait": (h.engine, "_download")}[where], original)
+    h.feed((3.0, textured(6), "rgb8"), (4.0, textured(8), "rgb8"))
+    assert [p[0] for p in h.published] == [1.0, 4.0], "a new sequence starts, then flow again"
+    assert h.pipeline.counts.resets == 1
+
+
+def test_bad_messages_are_skipped_without_breaking_the_sequence():
+    h = Harness()
+    h.feed((0.0, textured(0), "rgb8"), (1.0, None, "rgb8"), (2.0, np.zeros((8, 8, 3), np.uint8), "rgb8"),
+           (3.0, textured(2), "rgb8"))
+    assert [p[:2] for p in h.published] == [(3.0, 0.0)]
+    assert [kind for kind, _ in h.events] == ["bad_input", "bad_input"]
+    assert h.pipeline.counts.skipped == 2
+
+
+def test_encoding_change_time_going_back_and_resolution_change_start_new_sequences():
+    h = Harness()
+    h.feed((0.0, textured(0), "rgb8"), (1.0, textured(1), "rgb8"),   # flow
+           (2.0, textured(2), "bgr8"),                                  # encoding change: reset
+           (3.0, textured(3), "bgr8"),                                  # flow
+           (1.5, textured(4), "bgr8"),                                  # stamp went back: reset
+           (4.0, textured(5), "bgr8"))                                  # flow
+    assert [p[0] for p in h.published] == [1.0, 3.0, 4.0]
+    assert h.pipeline.counts.resets == 2
+
+
+def test_runtime_switches_take_effect_on_the_next_frame():
+    h = Harness()
+    h.feed((0.0, textured(0), "rgb8"), (1.0, textured(3), "rgb8"))
+    assert h.published[-1][2].occlusion is not None
+    h.settings["publish_occlusion"] = False  # the backward pass is skipped
+    h.feed((2.0, textured(6), "rgb8"))
+    assert h.published[-1][2].occlusion is None
+    h.settings["want_points"] = True  # flow/points needs the mask even without the occlusion topic
+    h.feed((3.0, textured(9), "rgb8"))
+    assert h.published[-1][2].occlusion is not None
+    # Thresholds: beta 0 and alpha 0 flag every pixel with any inconsistency; huge ones flag none
+    # but the pixels whose destination leaves the frame.
+    h.engine.configure(alpha=0.0, beta=0.0)
+    h.feed((4.0, textured(12), "rgb8"))
+    strict = h.published[-1][2].occlusion.mean()
+    h.engine.configure(alpha=1.0, beta=100.0)
+    h.feed((5.0, textured(15), "rgb8"))
+    loose = h.published[-1][2].occlusion.mean()
+    assert strict > loose
