@@ -25,13 +25,20 @@ setup(
             "data/sequence/*",  # demo frames, when present
         ],
     },
+    # What the node and `lfn-ros infer` need; the heavier tools are extras (test/test_packaging.py
+    # checks these lists against the imports, both ways).
     install_requires=[
         "numpy>=1.22",
         "opencv-python-headless>=4.5",
         "tqdm>=4.60",
-        "matplotlib>=3.5",
         "torch>=2.0",
     ],
+    extras_require={
+        "train": ["scikit-image>=0.19", "matplotlib>=3.5"],  # lfn-ros train (textures, curves)
+        "evaluate": ["matplotlib>=3.5"],  # lfn-ros evaluate --plot
+        "export": ["onnx>=1.14", "onnxruntime>=1.16"],  # lfn-ros export --onnx (+ its check)
+        "raft": ["torchvision>=0.15"],  # the RAFT-small peer in lfn-ros evaluate (GPU)
+    },
     entry_points={
         "console_scripts": [
             "lfn-ros=lfn_ros.cli:main",
