@@ -3,7 +3,7 @@ FlyingChairsOcc), Middlebury and KITTI 2012/2015.
 
 These readers exist for EVALUATION ONLY. The data they read (``../shared/data``, see its
 MANIFEST.md) measures how a network trained elsewhere generalises; lfn_ros never trains or tunes
-on it (DESIGN.md sections 4 and 7). Training data comes from ``lfn_ros.data.synthetic``.
+on it (docs/architecture.md sections 4 and 7). Training data comes from ``lfn_ros.data.synthetic``.
 
 Every reader returns a list of :class:`SampleLoader`: cheap descriptions of one image pair
 (file paths only). Calling a loader reads the files and returns a :class:`FlowSample`, so

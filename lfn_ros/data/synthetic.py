@@ -1,6 +1,6 @@
 """Synthetic training pairs with exact optical flow and occlusion, generated on the fly in torch.
 
-DESIGN.md section 4: lfn_ros trains its own weights, on data it generates itself. Every sample is
+docs/architecture.md section 4: lfn_ros trains its own weights, on data it generates itself. Every sample is
 a *layered scene*: a background layer and up to ``max_layers`` foreground layers (convex
 polygons, ellipses and harmonic "blobs"), each an infinite textured plane cut out by an alpha
 mask, stacked back to front. Textures are photographs bundled inside scikit-image (loaded from

@@ -7,7 +7,7 @@ from .color import color_wheel_legend, flow_to_color, make_colorwheel, occlusion
 from .flo import FLO_MAGIC, UNKNOWN_FLOW_THRESHOLD, FlowFileError, read_flo, read_pfm, write_flo
 from .images import IMAGE_EXTENSIONS, ImageFileError, list_frames, read_image, write_image
 from .kitti import KITTI_MAX_FLOW, KITTI_MIN_FLOW, read_kitti_flow, write_kitti_flow
-from .sources import SourceError, iter_frames, iter_source
+from .sources import SourceError, iter_frames, iter_source, shifted_pair
 
 __all__ = [
     "FLO_MAGIC",
@@ -32,4 +32,5 @@ __all__ = [
     "SourceError",
     "iter_source",
     "iter_frames",
+    "shifted_pair",
 ]

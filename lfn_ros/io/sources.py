@@ -77,3 +77,19 @@ def iter_frames(source: str | os.PathLike = "", loop: bool = False, count: int =
                 return
         if not loop or not any_frame:
             return
+
+
+def shifted_pair(dx: int, dy: int, size: tuple | None = None, margin: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """A known motion for checks: the first frame of the embedded sequence (resized to ``size``
+    (H, W) if given) and the same scene moved by (dx, dy) whole pixels, edges reflected.
+    The true flow from the first image to the second is (dx, dy) everywhere."""
+    image = next(iter_source(""))
+    if size is not None:
+        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    if max(abs(dx), abs(dy)) >= margin:
+        raise ValueError(f"shift ({dx}, {dy}) must be smaller than the margin {margin}")
+    big = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="reflect")
+    height, width = image.shape[:2]
+    first = big[margin:margin + height, margin:margin + width]
+    second = big[margin - dy:margin - dy + height, margin - dx:margin - dx + width]  # content at x is at x + d
+    return np.ascontiguousarray(first), np.ascontiguousarray(second)

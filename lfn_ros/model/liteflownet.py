@@ -1,5 +1,5 @@
 """LiteFlowNet (Hui, Tang, Loy, "LiteFlowNet: A Lightweight Convolutional Neural Network for
-Optical Flow Estimation", CVPR 2018), as published; see DESIGN.md section 3.
+Optical Flow Estimation", CVPR 2018), as published; see docs/architecture.md section 3.
 
 Two sub-networks:
 

@@ -1,7 +1,7 @@
 """lfn_ros checkpoints: save, load (safely), and import of other published layouts.
 
 A checkpoint is a plain dict loaded with ``torch.load(..., weights_only=True)``, so a weights
-file cannot run code (DESIGN.md section 4)::
+file cannot run code (docs/architecture.md section 4)::
 
     {
       "format": "lfn_ros-checkpoint", "format_version": 1,

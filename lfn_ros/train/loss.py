@@ -1,4 +1,4 @@
-"""LiteFlowNet's multi-scale training loss (DESIGN.md section 3; Hui et al., CVPR 2018, section 4).
+"""LiteFlowNet's multi-scale training loss (docs/architecture.md section 3; Hui et al., CVPR 2018, section 4).
 
 At every NetE level k the predicted flow (units: full-resolution pixels / 20) is compared with
 the ground truth divided by 20 and reduced to that level's resolution, by the L2 endpoint error
