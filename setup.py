@@ -38,6 +38,7 @@ setup(
         "evaluate": ["matplotlib>=3.5"],  # lfn-ros evaluate --plot
         "export": ["onnx>=1.14", "onnxruntime>=1.16"],  # lfn-ros export --onnx (+ its check)
         "raft": ["torchvision>=0.15"],  # the RAFT-small peer in lfn-ros evaluate (GPU)
+        "openvino": ["openvino>=2024.0"],  # the engine's fastest CPU backend (backend auto picks it)
     },
     entry_points={
         "console_scripts": [

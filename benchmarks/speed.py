@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
-"""Time LiteFlowNet per pair against its peers, side by side in one run; print a table, write
-JSON and a plot.
+"""Time LiteFlowNet per pair and per node step against its peers, side by side in one run; print
+a table, write JSON and a plot (issue 10; docs/benchmarks.md has the table and the machine).
 
-    python benchmarks/speed.py                        # CPU: fp32, finest level 2 and 3, DIS
-    python benchmarks/speed.py --device cuda          # GPU: + fp16/bf16, channels_last, RAFT-small
+    python benchmarks/speed.py                        # CPU: 320x240, 640x480, 1024x436; levels 3 and 2
+    python benchmarks/speed.py --device cuda          # GPU: fp32/fp16/bf16, channels_last, RAFT-small
 
-Rows (each where the device supports it):
-- ``lfn pair`` : LiteFlowNet forward on two images (NetC on both, NetE once): what a pair costs.
-- ``lfn node`` : one streaming step of the node's engine: NetC on the new frame only (the previous
-  frame's features are cached), NetE forward + backward in one batch, occlusion check.
-- ``DIS-*`` : OpenCV DIS on the CPU (grey conversion included), always measured for reference.
-- ``RAFT-small`` : torchvision raft_small, 12 iterations, with the weights in ../shared/weights,
-  only where torchvision and CUDA are available.
+Rows, each where the machine supports it:
+- ``pair``: both frames through NetC, NetE forward once: what a pair of images costs.
+- ``node``: one streaming step of the engine: NetC on the new frame only (the previous frame's
+  features are kept), NetE forward and backward in one batch of two, the occlusion check; the
+  image and flow resizes included. This is what the node pays per frame.
+- paths: torch fp32, torch bf16 (autocast + channels_last), ONNX Runtime (the graphs of
+  lfn_ros.model.graphs), OpenVINO f32 and bf16 (the engine's openvino backend); on CUDA torch
+  fp32/fp16/bf16.
+- peers: OpenCV DIS ultrafast and medium and Farneback on the CPU (grey conversion included);
+  RAFT-small (torchvision, 12 iterations) on CUDA.
 
-Sizes are WIDTHxHEIGHT as cameras are quoted (default 320x240 and 640x480 on the CPU; 1024x436,
-640x480 and 1280x720 on CUDA). Times are medians over ``--iters`` runs after ``--warmup`` runs; on
-CUDA they are measured with CUDA events around each call (synchronised), and peak memory is
-``torch.cuda.max_memory_allocated``. The machine is noisy: compare rows of one run, not runs.
+GFLOP per pair: the multiply-adds of convolutions and matrix products counted by
+torch.utils.flop_counter (x2), at the network grid; GFLOP/s = that over the pair time. Times are
+medians over ``--iters`` calls after ``--warmup``; on CUDA with CUDA events. Pause any training
+before running this: a timing taken while training runs is worthless.
 """
 
 from __future__ import annotations
@@ -35,29 +38,27 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lfn_ros import precision as precisions  # noqa: E402
 from lfn_ros.engine import FlowEngine  # noqa: E402
-from lfn_ros.model.liteflownet import LiteFlowNet  # noqa: E402
-from lfn_ros.model.weights import default_weights, read_checkpoint, apply_state_dict  # noqa: E402
+from lfn_ros.evaluate.methods import DIS_PRESETS, FARNEBACK_PARAMS  # noqa: E402
+from lfn_ros.model.weights import load_model  # noqa: E402
+from lfn_ros.ops.resize import multiple_size  # noqa: E402
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     """'640x480,1024x436' -> [(480, 640), (436, 1024)] as (H, W)."""
-    sizes = []
-    for item in text.split(","):
-        width, height = (int(v) for v in item.lower().split("x"))
-        sizes.append((height, width))
-    return sizes
+    return [(int(h), int(w)) for w, h in (item.lower().split("x") for item in text.split(","))]
 
 
-def test_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A textured frame and a copy shifted by (3, 2) px, uint8 RGB (H, W, 3)."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, size=(height + 8, width + 8, 3), dtype=np.uint8)
-    return np.ascontiguousarray(base[4:4 + height, 4:4 + width]), np.ascontiguousarray(base[2:2 + height, 1:1 + width])
+def test_pair(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The embedded camera frame at (H, W) and the scene moved by (3, -2) px (real motion)."""
+    from lfn_ros.io.sources import shifted_pair
+
+    return shifted_pair(3, -2, size=(height, width))
 
 
 def time_call(fn, device: torch.device, iters: int, warmup: int) -> list[float]:
-    """Milliseconds per call."""
+    """Milliseconds per call (CUDA events on a GPU)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -77,149 +78,162 @@ def time_call(fn, device: torch.device, iters: int, warmup: int) -> list[float]:
     return times
 
 
-def load_net(finest_level: int, device: torch.device) -> LiteFlowNet:
-    model = LiteFlowNet(finest_level=finest_level)
-    path = default_weights()
-    if path is not None:  # timing does not depend on the values, but keep them realistic
-        apply_state_dict(model, read_checkpoint(path)["state_dict"])
-    return model.to(device).eval()
+def summary(times: list[float]) -> dict:
+    return {"ms": statistics.median(times), "ms_min": min(times)}
 
 
-def lfn_paths(device: torch.device, levels: list[int]) -> list[dict]:
-    """(name, finest level, precision, channels_last) of every LiteFlowNet path to time."""
-    paths = [{"name": f"lfn pair fp32 L{k}", "level": k, "precision": "fp32", "channels_last": False} for k in levels]
-    if device.type == "cuda":
-        for k in levels:
-            for precision in ("fp16", "bf16"):
-                paths.append({"name": f"lfn pair {precision} L{k}", "level": k, "precision": precision, "channels_last": False})
-            paths.append({"name": f"lfn pair fp16 L{k} channels_last", "level": k, "precision": "fp16", "channels_last": True})
-    return paths
+def gflop_per_pair(level: int, size) -> float:
+    """Convolution and matmul GFLOP of one pair (both NetC passes, NetE forward once)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, _ = load_model("default", finest_level=level)
+    a, b = (torch.from_numpy(x).permute(2, 0, 1).unsqueeze(0) for x in test_pair(*size))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(a, b)
+    return counter.get_total_flops() / 1e9
 
 
-def run_lfn_pair(path: dict, size, device, iters, warmup) -> dict:
-    model = load_net(path["level"], device)
-    a_np, b_np = test_pair(*size)
-    to_tensor = lambda x: torch.from_numpy(x).permute(2, 0, 1).unsqueeze(0).to(device)  # noqa: E731
-    a, b = to_tensor(a_np), to_tensor(b_np)
-    if path["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(path["precision"])
-
-    def call():
-        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            return model(a, b)
-
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = time_call(call, device, iters, warmup)
-    memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return {"ms": statistics.median(times), "ms_min": min(times), "memory_mb": memory}
+# ----------------------------------------------------------------------------- LiteFlowNet paths
 
 
-def run_lfn_node(level: int, precision: str, size, device, iters, warmup) -> dict:
-    engine = FlowEngine(model=load_net(level, device), device=str(device), precision=precision, finest_level=level)
-    frames = test_pair(*size)
+def engine_rows(backend: str, precision: str, level: int, size, device, iters: int, warmup: int) -> dict:
+    """Pair and node-step times of the engine with one backend and precision."""
+    engine = FlowEngine(device=str(device), backend=backend, precision=precision, finest_level=level)
+    engine.prepare(*size)
+    first, second = test_pair(*size)
     counter = [0]
 
-    def call():
+    def node_step():
         counter[0] += 1
-        engine.process(frames[counter[0] % 2], seconds=float(counter[0]))
+        engine.process(first if counter[0] % 2 else second, seconds=float(counter[0]))
 
-    engine.process(frames[0], seconds=0.0)
-    times = time_call(call, device, iters, warmup)
-    return {"ms": statistics.median(times), "ms_min": min(times), "memory_mb": None}
+    engine.process(first, seconds=0.0)
+    node = summary(time_call(node_step, device, iters, warmup))
+    # The pair: both frames through NetC and NetE forward only (no occlusion), as a pair costs.
+    pair = summary(time_call(lambda: engine.infer(first, second, occlusion=False), device, iters, warmup))
+    return {"pair": pair, "node": node, "model": engine.model_name}
 
 
-def run_dis(preset: str, size, iters, warmup) -> dict:
+def onnxruntime_rows(level: int, size, iters: int, warmup: int) -> dict | str:
+    """ONNX Runtime (CPU) on the encoder/decoder graphs: pair (2 encodes + forward decode) and node
+    step (1 encode + bidirectional decode; the engine's resizes and occlusion check not included)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        return f"onnxruntime not importable ({exc})"
+    import tempfile
+
+    from lfn_ros.model.graphs import decoder_onnx, encoder_onnx
+
+    model, _ = load_model("default", finest_level=level)
+    grid = multiple_size(*size, 32)
+    folder = tempfile.mkdtemp(prefix="lfn_ros_speed_")
+    sessions = {name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                for name, path in (("encoder", encoder_onnx(model, grid, folder)),
+                                   ("forward", decoder_onnx(model, grid, "none", folder)),
+                                   ("bidirectional", decoder_onnx(model, grid, "check", folder)))}
+    a, b = (model.preprocess(torch.from_numpy(x).permute(2, 0, 1).unsqueeze(0), grid).numpy() for x in test_pair(*size))
+    encode = lambda x: sessions["encoder"].run(None, {"normalised": x})  # noqa: E731
+    ea, eb = encode(a), encode(b)
+    names = [i.name for i in sessions["forward"].get_inputs()]
+    feeds = dict(zip(names, ea + eb))
+
+    def pair():
+        encode(a)
+        encode(b)
+        sessions["forward"].run(None, feeds)
+
+    def node():
+        encode(b)
+        sessions["bidirectional"].run(None, feeds)
+
+    return {"pair": summary(time_call(pair, torch.device("cpu"), iters, warmup)),
+            "node": summary(time_call(node, torch.device("cpu"), iters, warmup)), "model": f"onnxruntime {ort.__version__}"}
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+def peer_rows(size, iters: int, warmup: int) -> dict:
     import cv2
 
-    presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
-    dis = cv2.DISOpticalFlow_create(presets[preset])
     a, b = test_pair(*size)
+    grey = lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)  # noqa: E731
+    rows = {}
+    for name in ("DIS-ultrafast", "DIS-medium"):
+        dis = cv2.DISOpticalFlow_create(getattr(cv2, DIS_PRESETS[name]))
+        rows[name] = summary(time_call(lambda: dis.calc(grey(a), grey(b), None), torch.device("cpu"), iters, warmup))
+    rows["Farneback"] = summary(time_call(lambda: cv2.calcOpticalFlowFarneback(grey(a), grey(b), None, **FARNEBACK_PARAMS),
+                                          torch.device("cpu"), iters, warmup))
+    return rows
 
-    def call():
-        return dis.calc(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None)
 
-    times = time_call(call, torch.device("cpu"), iters, warmup)
-    return {"ms": statistics.median(times), "ms_min": min(times), "memory_mb": None}
+def raft_row(size, device, iters, warmup) -> dict | str:
+    """torchvision raft_small, 12 iterations (CUDA only); a reason string when it cannot run."""
+    from lfn_ros.evaluate.methods import MethodUnavailable
+    from lfn_ros.evaluate.raft import raft_method
 
-
-def run_raft(size, device, iters, warmup, precision="fp32") -> dict | str:
-    """torchvision raft_small, 12 iterations; returns a reason string when it cannot run."""
-    if device.type != "cuda":
-        return "RAFT-small is timed on CUDA only"
     try:
-        from torchvision.models.optical_flow import raft_small
-    except ImportError as exc:
-        return f"torchvision not importable ({exc})"
-    from lfn_ros.evaluate import raft_state_dict
-
-    weights = sorted((ROOT.parent / "shared" / "weights").glob("*.pth"))
-    model = raft_small(weights=None)
-    if weights:
-        model.load_state_dict(raft_state_dict(torch.load(weights[0], map_location="cpu", weights_only=True)))
-    model = model.to(device).eval()
-    height, width = size
-    pad_h, pad_w = (-height) % 8, (-width) % 8
-    a = torch.rand(1, 3, height + pad_h, width + pad_w, device=device) * 2 - 1
-    b = torch.rand_like(a)
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
-
-    def call():
-        with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
-            return model(a, b, num_flow_updates=12)
-
-    torch.cuda.reset_peak_memory_stats(device)
-    times = time_call(call, device, iters, warmup)
-    return {"ms": statistics.median(times), "ms_min": min(times), "memory_mb": torch.cuda.max_memory_allocated(device) / 2**20}
+        method = raft_method(str(device))
+    except MethodUnavailable as exc:
+        return str(exc)
+    a, b = test_pair(*size)
+    return summary(time_call(lambda: method.fn(a, b), device, iters, warmup))
 
 
-def machine_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+# ----------------------------------------------------------------------------- report
 
 
-def plot(results: list[dict], path: Path, title: str) -> None:
+def machine_description(device: torch.device) -> dict:
+    from lfn_ros.train.trainer import hardware_description
+
+    flags = sorted(precisions.cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "fma"})
+    return {"description": hardware_description(device), "cpu_flags": flags, "torch": torch.__version__,
+            "python": platform.python_version(), "threads": torch.get_num_threads()}
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = sorted({r["size"] for r in results}, key=lambda s: int(s.split("x")[0]) * int(s.split("x")[1]))
-    names = list(dict.fromkeys(r["name"] for r in results))
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(names) * len(sizes) + 1.5))
-    y = 0
-    ticks, labels = [], []
-    for size in sizes:
-        for name in names:
-            row = next((r for r in results if r["name"] == name and r["size"] == size), None)
-            if row is None:
-                continue
-            ax.barh(y, row["ms"], color="tab:blue" if name.startswith("lfn") else "tab:gray")
-            ax.text(row["ms"], y, f" {row['ms']:.1f}", va="center", fontsize=8)
-            ticks.append(y)
-            labels.append(f"{name} @ {size}")
-            y += 1
-        y += 0.5
-    ax.set_yticks(ticks, labels, fontsize=8)
+    labels = [f"{r['name']} @ {r['size']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.5))
+    colours = ["tab:blue" if r["name"].startswith("lfn") else "tab:gray" for r in rows]
+    ax.barh(range(len(rows)), [r["ms"] for r in rows], color=colours)
+    for i, r in enumerate(rows):
+        ax.text(r["ms"], i, f" {r['ms']:.1f}", va="center", fontsize=7)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("ms per pair (median, log scale)")
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("ms (median, log scale)")
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def cpu_paths() -> list[tuple[str, str, str]]:
+    """(label, backend, precision) of every CPU path of the engine."""
+    native = precisions.resolve("auto", "cpu")  # bf16 where native, else fp32
+    paths = [("torch fp32", "torch", "fp32"), (f"torch {native}", "torch", native)]
+    from lfn_ros.engine.openvino_backend import openvino_available
+
+    if openvino_available():
+        paths += [("OpenVINO f32", "openvino", "fp32"), (f"OpenVINO {native}", "openvino", native)]
+    return [p for i, p in enumerate(paths) if p not in paths[:i]]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sizes", default=None, help="WIDTHxHEIGHT list (default depends on the device)")
-    parser.add_argument("--levels", default="2,3", help="finest levels to time")
+    parser.add_argument("--levels", default="3,2", help="finest levels to time")
     parser.add_argument("--iters", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--no-onnxruntime", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
 
@@ -228,53 +242,58 @@ def main(argv=None) -> int:
         print("CUDA requested but not available", file=sys.stderr)
         return 2
     cuda = device.type == "cuda"
-    sizes = parse_sizes(args.sizes or ("1024x436,640x480,1280x720" if cuda else "320x240,640x480"))
+    sizes = parse_sizes(args.sizes or ("1024x436,640x480,1280x720" if cuda else "320x240,640x480,1024x436"))
     levels = [int(v) for v in args.levels.split(",")]
     iters = args.iters or (50 if cuda else 5)
-    warmup = args.warmup or (10 if cuda else 1)
+    warmup = args.warmup or (10 if cuda else 2)
     if cuda:
         torch.backends.cudnn.benchmark = True
+    paths = [("torch fp32", "torch", "fp32"), ("torch fp16", "torch", "fp16"), ("torch bf16", "torch", "bf16")] if cuda else cpu_paths()
 
-    results = []
-    skipped = []
+    rows, skipped = [], []
+    print(f"{'path':<22}{'size':>10}{'level':>6}{'pair ms':>10}{'node ms':>10}{'GFLOP':>8}{'GFLOP/s':>9}", flush=True)
     for height, width in sizes:
         size = f"{width}x{height}"
-        for path in lfn_paths(device, levels):
-            results.append({"name": path["name"], "size": size, **run_lfn_pair(path, (height, width), device, iters, warmup)})
-            print(f"  {path['name']:<34} {size:>9}  {results[-1]['ms']:9.1f} ms", flush=True)
-        for k in levels:
-            precision = "fp16" if cuda else "fp32"
-            name = f"lfn node {precision} L{k} (cached, fwd+bwd)"
-            results.append({"name": name, "size": size, **run_lfn_node(k, precision, (height, width), device, iters, warmup)})
-            print(f"  {name:<34} {size:>9}  {results[-1]['ms']:9.1f} ms", flush=True)
-        for preset in ("ultrafast", "medium"):
-            results.append({"name": f"DIS-{preset} (CPU)", "size": size, **run_dis(preset, (height, width), max(iters, 10), 2)})
-        raft = run_raft((height, width), device, iters, warmup)
+        for level in levels:
+            gflop = gflop_per_pair(level, (height, width))
+            results = {label: engine_rows(backend, precision, level, (height, width), device, iters, warmup)
+                       for label, backend, precision in paths}
+            if not cuda and not args.no_onnxruntime:
+                ort_result = onnxruntime_rows(level, (height, width), iters, warmup)
+                if isinstance(ort_result, dict):
+                    results["ONNX Runtime fp32"] = ort_result
+                else:
+                    skipped.append(ort_result)
+            for label, result in results.items():
+                row = {"name": f"lfn {label}", "size": size, "level": level, "ms": result["pair"]["ms"],
+                       "pair_ms": result["pair"]["ms"], "node_ms": result["node"]["ms"], "gflop": gflop,
+                       "gflop_per_s": gflop / (result["pair"]["ms"] / 1000), "model": result["model"]}
+                rows.append(row)
+                print(f"{label:<22}{size:>10}{level:>6}{row['pair_ms']:>10.1f}{row['node_ms']:>10.1f}{gflop:>8.1f}"
+                      f"{row['gflop_per_s']:>9.1f}", flush=True)
+        for name, result in peer_rows((height, width), max(iters, 10), 2).items():
+            rows.append({"name": name, "size": size, "level": None, "ms": result["ms"], "pair_ms": result["ms"]})
+            print(f"{name:<22}{size:>10}{'':>6}{result['ms']:>10.1f}", flush=True)
+        raft = raft_row((height, width), device, iters, warmup) if cuda else "RAFT-small is timed on CUDA only"
         if isinstance(raft, dict):
-            results.append({"name": "RAFT-small 12 it fp32", "size": size, **raft})
+            rows.append({"name": "RAFT-small 12 it", "size": size, "level": None, "ms": raft["ms"], "pair_ms": raft["ms"]})
         elif raft not in skipped:
             skipped.append(raft)
 
     machine = machine_description(device)
-    print(f"\nLiteFlowNet speed on {machine} (median of {iters}, ms per pair)")
-    print(f"{'method':<36}{'size':>10}{'ms':>10}{'min ms':>10}{'GPU MB':>9}")
-    for r in results:
-        memory = f"{r['memory_mb']:.0f}" if r.get("memory_mb") else "-"
-        print(f"{r['name']:<36}{r['size']:>10}{r['ms']:>10.1f}{r['ms_min']:>10.1f}{memory:>9}")
-    for reason in skipped:
-        print(f"skipped RAFT-small: {reason}")
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = "cuda" if cuda else "cpu"
-    payload = {"machine": machine, "device": str(device), "iters": iters, "warmup": warmup,
-               "weights": str(default_weights()) if default_weights() else None, "results": results, "skipped": skipped,
-               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    payload = {"machine": machine, "device": str(device), "iters": iters, "warmup": warmup, "rows": rows,
+               "skipped": skipped, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+               "command": "python benchmarks/speed.py" + (f" {' '.join(argv)}" if argv else "")}
     (out / f"speed_{tag}.json").write_text(json.dumps(payload, indent=1))
-    plot(results, out / f"speed_{tag}.png", f"LiteFlowNet vs peers, {machine}")
+    plot(rows, out / f"speed_{tag}.png", f"LiteFlowNet pair time vs peers, {machine['description']}")
+    for reason in skipped:
+        print(f"skipped: {reason}")
     print(f"wrote {out / f'speed_{tag}.json'} and {out / f'speed_{tag}.png'}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

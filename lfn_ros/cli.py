@@ -20,6 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .engine.session import BACKENDS
 from .precision import CHOICES as PRECISIONS
 from .resources import SEQUENCE_DIR
 
@@ -30,8 +31,10 @@ SUBCOMMAND_MODULES = ("lfn_ros.demo", "lfn_ros.evaluate", "lfn_ros.train.cli", "
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default="default", help="checkpoint path; 'default' = shipped weights; '' = untrained")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto: bf16 where the device computes it natively (AMX/AVX512-BF16 CPUs too), else fp32")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="torch, openvino (CPU) or auto (OpenVINO on the CPU where installed, else torch)")
     parser.add_argument("--finest-level", type=int, default=None, choices=(2, 3, 4, 5, 6),
                         help="finest NetE level (default: the checkpoint's recommendation, else 2)")
 
@@ -41,7 +44,8 @@ def build_engine(args):
     from .engine import FlowEngine
 
     weights = None if args.weights == "" else args.weights
-    return FlowEngine(weights=weights, device=args.device, precision=args.precision, finest_level=args.finest_level)
+    return FlowEngine(weights=weights, device=args.device, precision=args.precision, finest_level=args.finest_level,
+                      backend=args.backend)
 
 
 def _add_infer_parser(subparsers) -> None:

@@ -29,7 +29,7 @@ class Harness:
 
     def __init__(self, **settings) -> None:
         torch.manual_seed(0)
-        self.engine = FlowEngine(model=LiteFlowNet(finest_level=4), device="cpu", trained=False)
+        self.engine = FlowEngine(model=LiteFlowNet(finest_level=4), device="cpu", trained=False, backend="torch")
         self.settings = {"publish_occlusion": True, "want_points": False, **settings}
         self.published = []
         self.events = []

@@ -28,7 +28,7 @@ SYNTHETIC_RATIO = 0.7
 
 @pytest.fixture(scope="module")
 def engine():
-    return FlowEngine(device="cpu", precision="fp32")  # the shipped weights, their recommended level
+    return FlowEngine(device="cpu", precision="fp32", backend="torch")  # the shipped weights, their recommended level
 
 
 def shift_errors(flow: np.ndarray, dx: int, dy: int, border: int = 16):
@@ -84,7 +84,7 @@ def test_the_engine_publishes_exactly_what_the_model_computes(engine):
 
 def test_scale_and_max_width_round_trip_to_input_pixels(engine):
     first, second = shifted_pair(6, -4)
-    half = FlowEngine(model=engine.model, device="cpu", max_width=160)
+    half = FlowEngine(model=engine.model, device="cpu", max_width=160, backend="torch")
     result = half.infer(first, second)
     assert result.flow.shape == first.shape[:2] + (2,)
     mean, _ = shift_errors(result.flow, 6, -4)

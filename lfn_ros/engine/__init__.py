@@ -3,11 +3,12 @@
     session        FlowEngine (stage / run / wait, infer), resolve_device
     types          FlowResult (the one flow + occlusion result), Staged, FrameState, errors, STAGES
     torch_backend  NetC and NetE in PyTorch (CPU or CUDA, any precision)
+    openvino_backend  NetC and NetE compiled by OpenVINO (CPU, fp32 or bf16)
     clock          stage timing (CUDA events or host clock)
 """
 
-from .session import FlowEngine, PendingFlow, resolve_device
+from .session import BACKENDS, FlowEngine, PendingFlow, resolve_backend, resolve_device
 from .types import STAGES, EngineError, FlowOutOfMemory, FlowResult, FrameState, Staged, processing_size
 
 __all__ = ["FlowEngine", "PendingFlow", "FlowResult", "FrameState", "Staged", "EngineError", "FlowOutOfMemory",
-           "STAGES", "processing_size", "resolve_device"]
+           "STAGES", "BACKENDS", "processing_size", "resolve_backend", "resolve_device"]

@@ -36,7 +36,8 @@ import torch
 
 from .. import precision as precisions
 from ..model.liteflownet import LiteFlowNet
-from ..model.weights import load_model, resolve_finest_level
+from ..model.occlusion_head import occlusion_from_logits
+from ..model.weights import load_model, load_occlusion_head, resolve_finest_level
 from ..ops.occlusion import DEFAULT_ALPHA, DEFAULT_BETA, forward_backward_occlusion
 from ..ops.resize import multiple_size
 from .clock import StageClock
@@ -64,6 +65,46 @@ def resolve_device(requested: str) -> tuple[torch.device, str | None]:
     if requested != "cpu":
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got '{requested}'")
     return torch.device("cpu"), None
+
+
+BACKENDS = ("auto", "torch", "openvino")
+
+
+def resolve_backend(requested: str, device: torch.device) -> str:
+    """"auto" -> "openvino" on the CPU where OpenVINO is installed, else "torch"; other names
+    are checked (OpenVINO runs on the CPU only)."""
+    from .openvino_backend import openvino_available
+
+    if requested not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {requested!r}")
+    if requested == "auto":
+        return "openvino" if device.type == "cpu" and openvino_available() else "torch"
+    if requested == "openvino" and device.type != "cpu":
+        raise ValueError(f"the OpenVINO backend runs on the CPU, not on {device}")
+    return requested
+
+
+def make_backend(name: str, model: LiteFlowNet, device: torch.device, precision: str, threads: int = 0, head=None):
+    """The backend object for a resolved backend name."""
+    if name == "openvino":
+        from .openvino_backend import OpenVINOBackend
+
+        return OpenVINOBackend(model, precision, threads, head)
+    return TorchBackend(model, device, precision, head)
+
+
+OCCLUSION_METHODS = ("auto", "check", "head")
+
+
+def resolve_occlusion_method(requested: str, has_head: bool) -> str:
+    """"auto" -> "head" where the checkpoint has an occlusion head, else "check"."""
+    if requested not in OCCLUSION_METHODS:
+        raise ValueError(f"occlusion method must be one of {OCCLUSION_METHODS}, got {requested!r}")
+    if requested == "head" and not has_head:
+        raise ValueError("occlusion method 'head' asked for, but the weights have no occlusion head")
+    if requested == "auto":
+        return "head" if has_head else "check"
+    return requested
 
 
 class PendingFlow:
@@ -115,11 +156,21 @@ class FlowEngine:
             auto = bf16 where the device computes it natively, else fp32 / fp16 on older GPUs).
         finest_level: 2 (published) or 3 (quarter resolution, faster); None = the checkpoint's
             recommendation (the finest level it was trained to), else 2.
-        occlusion: compute the forward-backward occlusion mask (backward flow in the same batch).
-        alpha, beta: thresholds of the occlusion check (Sundaram et al. 2010).
+        occlusion: compute an occlusion mask at all.
+        occlusion_method: "check" (forward-backward consistency, Sundaram et al. 2010: the
+            backward flow in the same batch), "head" (the checkpoint's occlusion head on the
+            forward pass only; lfn_ros.model.occlusion_head) or "auto" (the head where the
+            checkpoint has one, else the check).
+        alpha, beta: thresholds of the occlusion check.
         scale, max_width: processing resolution relative to the input (see processing_size).
         model: an already built LiteFlowNet to use instead of loading ``weights`` (its card says
             "in-memory"; trained unless ``trained=False``).
+        occlusion_head: (OcclusionHead, logit threshold) to use with ``model`` (a loaded
+            checkpoint brings its own).
+        backend: "torch", "openvino" (CPU only) or "auto" (OpenVINO on the CPU where it is
+            installed, else torch; see :func:`resolve_backend`).
+        threads: CPU inference threads of the OpenVINO backend (0: all cores); torch's are
+            process-wide (torch.set_num_threads).
     """
 
     def __init__(
@@ -135,6 +186,10 @@ class FlowEngine:
         max_width: int = 0,
         model: LiteFlowNet | None = None,
         trained: bool = True,
+        backend: str = "auto",
+        threads: int = 0,
+        occlusion_method: str = "auto",
+        occlusion_head=None,
     ) -> None:
         self.device, self.device_warning = resolve_device(device)
         if self.device_warning:
@@ -142,11 +197,15 @@ class FlowEngine:
         self.precision = precisions.checked(precision, self.device, log=log.warning)
         if model is None:
             model, self.card = load_model(weights, finest_level=finest_level, device=self.device)
+            occlusion_head = load_occlusion_head(weights, self.device) if weights else (None, None)
         else:
             self.card = {"name": "in-memory", "trained": trained}
             model.finest_level = resolve_finest_level(finest_level, {"recommended_finest_level": model.finest_level})
         self.model = model
-        self.backend = TorchBackend(model, self.device, self.precision)
+        head, self.head_threshold = occlusion_head or (None, None)
+        self.occlusion_method = resolve_occlusion_method(occlusion_method, head is not None)
+        head = head if self.occlusion_method == "head" else None
+        self.backend = make_backend(resolve_backend(backend, self.device), model, self.device, self.precision, threads, head)
         self.occlusion = occlusion
         self.alpha, self.beta = alpha, beta
         if scale <= 0 or max_width < 0:
@@ -171,7 +230,14 @@ class FlowEngine:
     @property
     def model_name(self) -> str:
         return (f"LiteFlowNet level {self.model.finest_level}, {self.backend.name} {self.precision}, "
-                f"weights {self.card.get('name', '?')}")
+                f"occlusion {self.occlusion_method}, weights {self.card.get('name', '?')}")
+
+    def prepare(self, height: int, width: int) -> None:
+        """Get ready for (H, W) frames before the first one arrives (the OpenVINO backend compiles
+        its graphs for the grid; torch has nothing to do)."""
+        if hasattr(self.backend, "prepare"):
+            grid = multiple_size(*processing_size(height, width, self.scale, self.max_width), 32)
+            self.backend.prepare(grid, self._decoder_mode(self.occlusion))
 
     # ------------------------------------------------------------------ state and settings
     def reset(self) -> None:
@@ -285,6 +351,9 @@ class FlowEngine:
             outputs, done = self._download(outputs, clock)
             return PendingFlow(self, staged, clock, outputs, done, previous.stamp)
 
+    def _decoder_mode(self, occlusion: bool) -> str:
+        return self.occlusion_method if occlusion else "none"
+
     def _compute(self, staged: Staged, previous, occlusion: bool):
         """Encode ``staged`` and, given the previous frame's encoding, decode and postprocess.
         Touches no engine state. Returns (encoding, clock, (flow (H, W, 2), occlusion (H, W) or None) on
@@ -304,12 +373,14 @@ class FlowEngine:
             clock.mark("features", compute)
             if previous is None:
                 return current, clock, None
-            forward, backward = self.backend.decode(previous, current, occlusion)
+            forward, backward, logits = self.backend.decode(previous, current, self._decoder_mode(occlusion))
             clock.mark("decoded", compute)
             flow = self.model.to_pixels(forward, staged.size, grid)  # the one resize out
             occ = None
             if backward is not None:
                 occ = forward_backward_occlusion(flow, self.model.to_pixels(backward, staged.size, grid), self.alpha, self.beta)[0, 0]
+            elif logits is not None:
+                occ = occlusion_from_logits(logits, flow, self.head_threshold)[0, 0]
             flow = flow[0].permute(1, 2, 0).contiguous()
             clock.mark("postprocessed", compute)
         return current, clock, (flow, occ)
@@ -358,6 +429,7 @@ class FlowEngine:
     def warmup(self, height: int = 480, width: int = 640, iterations: int = 2) -> float:
         """Run a few dummy pairs at a size so the first real frame is not slow (cuDNN autotuning,
         allocator growth, lazy CUDA init). Returns the last iteration's time in ms."""
+        self.prepare(height, width)
         rng = np.random.default_rng(0)
         image = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
         elapsed = 0.0

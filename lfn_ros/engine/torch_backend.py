@@ -6,8 +6,10 @@ Every backend offers the same three calls, so the engine's streaming, resizing, 
 timings and recovery are written once:
 
     encode(normalised (1, 3, H', W') float, input_size (H, W)) -> encoding of one frame
-    decode(previous, current, bidirectional) -> (forward, backward or None), each
-        (1, 2, H'/2^(k-1), W'/2^(k-1)) float32 NetE units (pixels of the grid / 20)
+    decode(previous, current, mode) -> (forward, backward or None, occlusion logits or None):
+        flows (1, 2, H'/2^(k-1), W'/2^(k-1)) float32 NetE units (pixels of the grid / 20);
+        mode "none" (forward only), "check" (forward and backward in one batch of two, for the
+        forward-backward check) or "head" (forward and the occlusion head's level-3 logits)
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: LiteFlowNet, device: torch.device, precision: str) -> None:
+    def __init__(self, model: LiteFlowNet, device: torch.device, precision: str, head=None) -> None:
         self.model = model
+        self.head = head.to(device).eval() if head is not None else None
         self.device = device
         self.precision = precision
         self.memory_format = precisions.memory_format(device, precision)
@@ -43,9 +46,11 @@ class TorchBackend:
             return self.model.encode_preprocessed(normalised.contiguous(memory_format=self.memory_format), input_size)
 
     @torch.no_grad()
-    def decode(self, previous: FrameEncoding, current: FrameEncoding, bidirectional: bool):
+    def decode(self, previous: FrameEncoding, current: FrameEncoding, mode: str):
         with self._autocast():
-            if bidirectional:
+            if mode == "check":
                 forward, backward = self.model.decode_bidirectional(previous, current)
-                return forward.float(), backward.float()
-            return self.model.decode(previous, current)[-1].float(), None
+                return forward.float(), backward.float(), None
+            forward = self.model.decode(previous, current)[-1].float()
+            logits = self.head(previous, current, forward) if mode == "head" else None
+            return forward, None, logits

@@ -241,13 +241,15 @@ class FrameEncoding:
 
     @property
     def batch(self) -> int:
-        return self.features[2].shape[0]
+        return next(iter(self.features.values())).shape[0]
 
     @property
     def grid_size(self) -> tuple:
-        """(H', W') the network ran at: twice level 2's feature size."""
-        height, width = self.features[2].shape[-2:]
-        return (2 * height, 2 * width)
+        """(H', W') the network ran at: 2^(k-1) times the size of the finest level k held
+        (an encoding may hold only the levels a decoder uses)."""
+        level = min(self.features)
+        height, width = self.features[level].shape[-2:]
+        return (height * 2 ** (level - 1), width * 2 ** (level - 1))
 
     def split(self, index: int) -> tuple["FrameEncoding", "FrameEncoding"]:
         """The first ``index`` items of the batch and the rest."""
@@ -333,9 +335,11 @@ class LiteFlowNet(nn.Module):
             images[k] = F.interpolate(x, size=features[k].shape[-2:], mode="bilinear", align_corners=False)
         return FrameEncoding(features=features, images=images, input_size=size)
 
-    def decode(self, first: FrameEncoding, second: FrameEncoding) -> list[torch.Tensor]:
+    def decode(self, first: FrameEncoding, second: FrameEncoding, stages: list | None = None) -> list[torch.Tensor]:
         """Run NetE. Returns the flow of every active level, coarse to fine, each
-        (B, 2, H'/2^(k-1), W'/2^(k-1)) in NetE units (pixels of the resized input / 20)."""
+        (B, 2, H'/2^(k-1), W'/2^(k-1)) in NetE units (pixels of the resized input / 20).
+        ``stages``: a list to which (level, M's flow, S's flow) is appended per level (training
+        supervises M and S too; see lfn_ros.train.loss)."""
         if first.input_size != second.input_size or first.batch != second.batch:
             raise ValueError(
                 f"frames differ: {first.input_size} x{first.batch} vs {second.input_size} x{second.batch}"
@@ -345,10 +349,12 @@ class LiteFlowNet(nn.Module):
         for k in self.active_levels:
             key = f"level{k}"
             feat1, feat2 = first.features[k], second.features[k]
-            flow = self.matching[key](feat1, feat2, flow)
-            flow = self.subpixel[key](feat1, feat2, flow)
-            flow = self.regularization[key](first.images[k], second.images[k], feat1, flow)
+            flow_m = self.matching[key](feat1, feat2, flow)
+            flow_s = self.subpixel[key](feat1, feat2, flow_m)
+            flow = self.regularization[key](first.images[k], second.images[k], feat1, flow_s)
             flows.append(flow)
+            if stages is not None:
+                stages.append((k, flow_m, flow_s))
         return flows
 
     def to_pixels(self, finest: torch.Tensor, input_size: tuple, grid_size: tuple | None = None) -> torch.Tensor:
@@ -377,7 +383,7 @@ class LiteFlowNet(nn.Module):
         both = self.decode(FrameEncoding.cat([first, second]), FrameEncoding.cat([second, first]))[-1]
         return both[: first.batch], both[first.batch:]
 
-    def forward(self, image1: torch.Tensor, image2: torch.Tensor, return_levels: bool = False):
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor, return_levels: bool = False, stages: list | None = None):
         """Estimate optical flow from image1 to image2.
 
         Args:
@@ -391,7 +397,7 @@ class LiteFlowNet(nn.Module):
         if image1.shape != image2.shape:
             raise ValueError(f"image1 {tuple(image1.shape)} and image2 {tuple(image2.shape)} differ")
         first, second = self.encode(torch.cat([image1, image2], dim=0)).split(image1.shape[0])
-        levels = self.decode(first, second)
+        levels = self.decode(first, second, stages)
         flow = self.to_pixels(levels[-1], first.input_size)
         return (flow, levels) if return_levels else flow
 

@@ -52,7 +52,8 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path, model: LiteFlowNet, card: dict | None = None, training: dict | None = None, half: bool = False) -> Path:
+def save_checkpoint(path, model: LiteFlowNet, card: dict | None = None, training: dict | None = None, half: bool = False,
+                    occlusion_head: dict | None = None) -> Path:
     """Write a checkpoint atomically (temporary file + rename, so a crash leaves no torn file).
 
     Args:
@@ -61,6 +62,8 @@ def save_checkpoint(path, model: LiteFlowNet, card: dict | None = None, training
         card: metadata (recipe, data, metrics); stored as given, must be plain Python values.
         training: optional resume state (optimizer state dict, step, ...).
         half: store floating-point parameters as fp16 (the shipped copy: half the size).
+        occlusion_head: optional {"state_dict", "threshold", ...} of an OcclusionHead (kept
+            apart from LiteFlowNet's state dict, which stays the published network).
     """
     path = Path(path)
     state = {}
@@ -80,6 +83,11 @@ def save_checkpoint(path, model: LiteFlowNet, card: dict | None = None, training
     }
     if training is not None:
         payload["training"] = training
+    if occlusion_head is not None:
+        head = dict(occlusion_head)
+        head["state_dict"] = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+                              for k, v in head["state_dict"].items()}
+        payload["occlusion_head"] = head
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
@@ -200,6 +208,26 @@ def load_model(weights="default", finest_level: int | None = None, device="cpu")
         if not card["trained"]:
             log.warning("weights file %s records no training (0 steps): its flow is noise", weights)
     return model.to(device).eval(), card
+
+
+def load_occlusion_head(weights="default", device="cpu"):
+    """The OcclusionHead stored with a checkpoint and its decision threshold (a logit), or
+    (None, None) when the checkpoint has none. ``weights`` as for :func:`load_model`."""
+    from .occlusion_head import OcclusionHead
+
+    path = default_weights() if weights == "default" else weights
+    if not path:
+        return None, None
+    entry = read_checkpoint(path).get("occlusion_head")
+    if not entry:
+        return None, None
+    head = OcclusionHead(width=int(entry.get("width", 48)))
+    state = entry["state_dict"]
+    own = head.state_dict()
+    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+        raise WeightsError(f"weights file {path}: its occlusion head does not fit OcclusionHead")
+    head.load_state_dict({k: v.float() for k, v in state.items()})
+    return head.to(device).eval(), float(entry.get("threshold", 0.0))
 
 
 def import_state_dict(foreign: dict, bgr_input: bool = True, model: LiteFlowNet | None = None) -> dict:

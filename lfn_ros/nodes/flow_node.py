@@ -164,9 +164,11 @@ class FlowNode(Node):
         from lfn_ros.engine import FlowEngine
         from lfn_ros.model.weights import UntrainedWarning, WeightsError
 
-        # Measured on 2 cores with a 60 Hz camera: torch on both cores competes with the image
-        # callbacks and took 3.7 s a 320x240 pair; on one core 1.1 s. Hence all cores but one.
-        torch.set_num_threads(int(values["cpu_threads"]) or max(1, (os.cpu_count() or 2) - 1))
+        # Measured on 2 cores with a camera on the same machine (docs/benchmarks.md, node latency):
+        # inference on every core competes with the camera driver and the callbacks; all cores
+        # but one hold up. The same count goes to OpenVINO's thread pool.
+        threads = int(values["cpu_threads"]) or max(1, (os.cpu_count() or 2) - 1)
+        torch.set_num_threads(threads)
         weights = values["weights"]
         if weights not in ("default", ""):
             weights = os.path.expanduser(weights)
@@ -178,7 +180,8 @@ class FlowNode(Node):
                     weights=weights, device=values["device"], precision=values["precision"],
                     finest_level=values["finest_level"] or None, occlusion=values["publish_occlusion"],
                     alpha=values["occlusion_alpha"], beta=values["occlusion_beta"],
-                    scale=values["scale"], max_width=values["max_width"])
+                    scale=values["scale"], max_width=values["max_width"], backend=values["backend"],
+                    threads=threads, occlusion_method=values["occlusion_method"])
         except WeightsError as exc:
             raise ConfigError(f"cannot load the LiteFlowNet weights: {exc}") from exc
         except (ValueError, RuntimeError) as exc:

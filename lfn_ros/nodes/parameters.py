@@ -31,7 +31,10 @@ PARAMETERS = (
     Param("weights", "default", "LiteFlowNet checkpoint: 'default' = the checkpoint shipped with "
           "lfn_ros, '' = random untrained weights (flow is noise; for plumbing tests), or a file "
           "path. A missing or corrupt file stops the node with exit status 2."),
-    Param("precision", "fp32", "Inference precision: auto (bf16 where the device computes it natively: "
+    Param("backend", "auto", "Inference runtime: 'torch' (PyTorch, CPU or CUDA), 'openvino' (OpenVINO, CPU "
+          "only: the fastest CPU path) or 'auto' (OpenVINO on the CPU where it is installed, else torch).",
+          choices=("auto", "torch", "openvino")),
+    Param("precision", "auto", "Inference precision: auto (bf16 where the device computes it natively: "
           "AMX/AVX512-BF16 CPUs and recent GPUs; else fp32, or fp16 on older GPUs), fp32, bf16, or "
           "fp16 (CUDA only; fp32 on the CPU). Reduced precision runs with channels_last; f-warp's "
           "sampling positions and the flow itself stay fp32.", choices=("auto", "fp32", "bf16", "fp16")),
@@ -43,8 +46,8 @@ PARAMETERS = (
           "and rescaled to input pixels).", range=(0.1, 2.0)),
     Param("max_width", 0, "Largest processing width in pixels (the image is scaled down further "
           "to fit); 0 = no limit.", range=(0, 16384)),
-    Param("cpu_threads", 0, "Torch CPU threads for inference; 0 = all cores but one (at least 1), "
-          "leaving a core for the camera callbacks and transport.", range=(0, 256)),
+    Param("cpu_threads", 0, "CPU threads for inference (torch or OpenVINO); 0 = all cores but one (at "
+          "least 1), leaving a core for the camera driver, the callbacks and transport.", range=(0, 256)),
     Param("warmup", True, "Run a few dummy pairs before the first frame so the first flow is not "
           "slow (CUDA initialisation, cuDNN autotuning, allocator growth)."),
     Param("warmup_height", 0, "Warm-up image height; 0 = the size of the first frame received.",
@@ -62,9 +65,13 @@ PARAMETERS = (
           "(matches reliable cameras only).", choices=("best_effort", "reliable")),
     Param("publish_depth", 2, "Depth of every output publisher (reliable, volatile, keep last).",
           range=(1, 1000)),
-    # --- occlusion (runtime) ---
-    Param("occlusion_alpha", 0.01, "Forward-backward occlusion check: relative tolerance alpha "
-          "in |f + b|^2 > alpha (|f|^2 + |b|^2) + beta.", runtime=True, range=(0.0, 1.0)),
+    # --- occlusion ---
+    Param("occlusion_method", "auto", "How the occlusion mask is computed: 'head' (the checkpoint's "
+          "occlusion head, on the forward pass only), 'check' (forward-backward consistency: a second, "
+          "backward decoder pass) or 'auto' (the head where the checkpoint has one, else the check).",
+          choices=("auto", "check", "head")),
+    Param("occlusion_alpha", 0.01, "Forward-backward occlusion check (occlusion_method check): relative "
+          "tolerance alpha in |f + b|^2 > alpha (|f|^2 + |b|^2) + beta.", runtime=True, range=(0.0, 1.0)),
     Param("occlusion_beta", 0.5, "Forward-backward occlusion check: absolute tolerance beta, "
           "pixels squared.", runtime=True, range=(0.0, 100.0)),
     # --- outputs (runtime) ---

@@ -51,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=d.warmup, help="step schedule: linear warm-up over the first N total steps")
     p.add_argument("--final-lr-ratio", type=float, default=d.final_lr_ratio, help="onecycle: the last learning rate is lr / this")
     p.add_argument("--clip", type=float, default=d.clip, help="clip the gradient norm to this (0: off)")
+    p.add_argument("--stage-loss-weight", type=float, default=d.stage_loss_weight,
+                   help="weight of the loss on M's and S's own outputs at every level (deep supervision; 0: the "
+                        "published loss only). M learns the matching only when supervised itself (docs/training.md)")
+    p.add_argument("--matching-lr-scale", type=float, default=d.matching_lr_scale,
+                   help="learning-rate multiplier of the convolutions that read the cost volume (the first conv of "
+                        "every M): its inputs are ~30x smaller than other activations (docs/training.md)")
     p.add_argument("--finest-level", type=int, default=d.finest_level, choices=(2, 3, 4, 5, 6),
                    help="finest NetE level trained (stage-wise: 3 first, then 2)")
     p.add_argument("--robust", action="store_true", help="robust penalty (|d|_1 + 0.01)^0.4 instead of the EPE")

@@ -38,6 +38,12 @@ class TrainConfig:
     ``reuse`` is how often each generated pair is used on average (see
     :class:`lfn_ros.train.stream.PairStream`); ``motion_scale`` scales every synthetic motion.
 
+    Deep supervision: ``stage_loss_weight`` adds that multiple of the loss on M's and S's own
+    outputs (lfn_ros.train.loss.stage_loss) to the published loss.
+
+    Matching: ``matching_lr_scale`` multiplies the learning rate of the first convolution of every
+    M (the one that reads the cost volume); see Trainer's parameter groups.
+
     Schedule: ``schedule`` is ``onecycle`` (linear warm-up over ``warmup_fraction`` of the
     planned ``steps``, then cosine decay to ``lr / final_lr_ratio``; needs ``steps``) or
     ``step`` (the paper's: constant ``lr`` halved every ``lr_decay_every`` total steps, after
@@ -58,6 +64,8 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     final_lr_ratio: float = 100.0
     clip: float = 200.0
+    matching_lr_scale: float = 1.0
+    stage_loss_weight: float = 0.0
     finest_level: int = 2
     robust: bool = False
     motion_scale: float = 1.0

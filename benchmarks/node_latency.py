@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""End-to-end latency of the flow node on the CPU, camera to subscriber (issue 10).
+
+    python benchmarks/node_latency.py                       # every configuration, 30 s each
+    python benchmarks/node_latency.py --seconds 20 --configs 320x240@15 --backends openvino
+
+Three processes, as on a robot: ``image_player`` (the camera: the shipped sequence, resized to
+the configuration's size, looping at its rate, stamping each image when it publishes it),
+``flow_node`` (device cpu, default parameters except those named), and this subscriber, which
+receives ``flow`` (the full 32FC2 image, so transport is included) and ``flow/timing``.
+
+Per configuration: p50 / p99 end-to-end latency (receipt of ``flow`` minus the image stamp),
+frames received by the node, processed (flows published) and dropped (latest-only), and the
+node's overhead over the bare model time (latency minus FlowTiming.compute_ms: conversion,
+publishing and transport). The camera driver, the node and the subscriber share the machine's
+cores, as they do on a small robot computer; the thread settings are measured the same way.
+
+Writes benchmarks/results/node_latency_cpu.json and prints a table. Pause any training first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lfn_ros.nodes.processes import loopback_env, node_command, stop_process  # noqa: E402
+
+
+def camera_folder(width: int, height: int) -> str:
+    """The shipped sequence at (width, height) in a temporary folder ('' when it is native)."""
+    import cv2
+
+    from lfn_ros.io import iter_source, write_image
+
+    frames = list(iter_source(""))
+    if frames[0].shape[:2] == (height, width):
+        return ""
+    folder = tempfile.mkdtemp(prefix=f"lfn_ros_camera_{width}x{height}_")
+    for i, rgb in enumerate(frames):
+        write_image(Path(folder) / f"frame_{i:04d}.png", cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR))
+    return folder
+
+
+def run_config(node, env, size, rate, params, seconds) -> dict:
+    """One configuration: start node and camera, measure for ``seconds``, stop both."""
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from lfn_ros.msg import FlowTiming
+
+    width, height = size
+    arrivals, timings = [], {}
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+                     history=HistoryPolicy.KEEP_LAST)
+
+    def on_flow(msg):
+        now = node.get_clock().now().nanoseconds
+        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        arrivals.append((time.monotonic(), stamp, (now - stamp) / 1e6))
+
+    def on_timing(msg):
+        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        timings[stamp] = (float(msg.compute_ms), int(msg.frames_processed), int(msg.frames_dropped), msg.model)
+
+    subs = [node.create_subscription(Image, "flow", on_flow, qos), node.create_subscription(FlowTiming, "flow/timing", on_timing, qos)]
+    flow = subprocess.Popen(node_command("flow_node", {"device": "cpu", "warmup": True, "warmup_height": height,
+                                                       "warmup_width": width, **params}),
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    player = None
+
+    def spin(duration, until=None):
+        end = time.monotonic() + duration
+        while time.monotonic() < end and not (until and until()):
+            rclpy.spin_once(node, timeout_sec=0.02)
+
+    try:
+        player = subprocess.Popen(node_command("image_player", {
+            "source": camera_folder(width, height), "rate": float(rate), "loop": True, "frame_id": "camera",
+            "wait_for_subscribers": 1, "wait_timeout": 120.0}), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spin(180, lambda: len(arrivals) >= 3 or flow.poll() is not None)  # warm-up and compilation done
+        start = time.monotonic()
+        first = len(arrivals)
+        first_timing = max(timings) if timings else None
+        spin(seconds)
+        window = [a for a in arrivals[first:] if a[0] >= start]
+    finally:
+        if player is not None:
+            stop_process(player)
+        node_status = stop_process(flow)
+        for sub in subs:
+            node.destroy_subscription(sub)
+    if len(window) < 2 or first_timing is None:
+        return {"error": f"no flow measured (node exit {node_status})"}
+    latency = np.array([a[2] for a in window])
+    last_timing = timings[max(timings)]
+    start_timing = timings[first_timing]
+    processed = last_timing[1] - start_timing[1]
+    dropped = last_timing[2] - start_timing[2]
+    sent = rate * seconds
+    compute = np.array([timings[a[1]][0] for a in window if a[1] in timings])
+    overhead = np.array([a[2] - timings[a[1]][0] for a in window if a[1] in timings])
+    return {
+        "model": last_timing[3], "camera_frames": round(sent), "processed": processed, "dropped": dropped,
+        "processed_fraction": processed / sent if sent else float("nan"),
+        "latency_ms": {"p50": float(np.percentile(latency, 50)), "p99": float(np.percentile(latency, 99))},
+        "compute_ms_p50": float(np.median(compute)) if compute.size else None,
+        "overhead_ms_p50": float(np.median(overhead)) if overhead.size else None,
+        "node_exit_status": node_status,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured time per configuration")
+    parser.add_argument("--configs", default="320x240@15,320x240@30,640x480@15", help="WxH@Hz list")
+    parser.add_argument("--backends", default="torch,openvino", help="engine backends to measure")
+    parser.add_argument("--threads", default="1,2", help="cpu_threads values to measure (0 = the node's default)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "node_latency_cpu.json")
+    args = parser.parse_args(argv)
+
+    env = loopback_env()
+    os.environ.update({k: env[k] for k in ("RMW_IMPLEMENTATION", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
+    if "FASTDDS_DEFAULT_PROFILES_FILE" in env:
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"]
+    import rclpy
+
+    from lfn_ros.nodes import runtime
+
+    runtime.init()
+    node = rclpy.create_node("lfn_ros_node_latency")
+    rows = []
+    header = f"{'camera':>12} {'backend':>9} {'threads':>7} {'processed':>10} {'dropped':>8} {'p50 ms':>7} {'p99 ms':>7} {'model ms':>9} {'overhead':>9}"
+    print(header, flush=True)
+    try:
+        for config in args.configs.split(","):
+            size_text, rate = config.split("@")
+            width, height = (int(v) for v in size_text.split("x"))
+            for backend in args.backends.split(","):
+                for threads in (int(t) for t in args.threads.split(",")):
+                    result = run_config(node, env, (width, height), float(rate),
+                                        {"backend": backend, "cpu_threads": threads}, args.seconds)
+                    result.update(camera=config, backend=backend, cpu_threads=threads)
+                    rows.append(result)
+                    if "error" in result:
+                        print(f"{config:>12} {backend:>9} {threads:>7}  {result['error']}", flush=True)
+                        continue
+                    print(f"{config:>12} {backend:>9} {threads:>7} {100 * result['processed_fraction']:9.0f}% "
+                          f"{result['dropped']:>8} {result['latency_ms']['p50']:7.0f} {result['latency_ms']['p99']:7.0f} "
+                          f"{result['compute_ms_p50']:9.1f} {result['overhead_ms_p50']:9.1f}", flush=True)
+    finally:
+        node.destroy_node()
+        runtime.shutdown()
+    from lfn_ros.train.trainer import hardware_description
+
+    import torch
+
+    payload = {"machine": hardware_description(torch.device("cpu")), "cpus": os.cpu_count(),
+               "python": platform.python_version(), "seconds": args.seconds, "rows": rows,
+               "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+               "command": "python benchmarks/node_latency.py" + (f" {' '.join(argv)}" if argv else "")}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
