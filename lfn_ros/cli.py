@@ -25,7 +25,7 @@ from .precision import CHOICES as PRECISIONS
 from .resources import SEQUENCE_DIR
 
 #: Modules that contribute subcommands via ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES = ("lfn_ros.demo", "lfn_ros.evaluate", "lfn_ros.train.cli", "lfn_ros.export")
+SUBCOMMAND_MODULES = ("lfn_ros.demo", "lfn_ros.evaluate", "lfn_ros.train.cli", "lfn_ros.train.occlusion", "lfn_ros.export")
 
 
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
