@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .engine.session import BACKENDS
+from .engine.backends import BACKENDS
 from .precision import CHOICES as PRECISIONS
 from .resources import SEQUENCE_DIR
 

@@ -52,171 +52,23 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SyntheticConfig", "SyntheticFlow", "bundled_texture_files", "write_samples"]
+from .photometric import augment_pair
+from .synthetic_config import SyntheticConfig
+from .textures import bundled_texture_files, layer_textures, load_photo_bank
 
-#: Photographs scikit-image ships inside its wheel (skimage/data/*), used as textures. Images that
-#: skimage.data fetches with pooch are never used (nothing is downloaded), nor are the Middlebury
-#: stereo pair (Middlebury is evaluation data) and the tiny or binary images.
-BUNDLED_TEXTURES = (
-    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png",
-    "coffee.png", "coins.png", "color.png", "grass.png", "gravel.png", "hubble_deep_field.jpg",
-    "ihc.png", "logo.png", "moon.png", "page.png", "retina.jpg", "rocket.jpg", "text.png",
-)
+__all__ = ["SyntheticConfig", "SyntheticFlow", "bundled_texture_files", "write_samples"]
 
 SHAPE_POLYGON, SHAPE_ELLIPSE, SHAPE_BLOB = 0, 1, 2
 #: Upper bound of polygon sides (tensors are padded to it).
 MAX_SIDES = 8
 #: Half-width of the shape rasters in local units (shapes lie within radius 1.45 < 1.6).
 SHAPE_EXTENT = 1.6
-
-
-@dataclass
-class SyntheticConfig:
-    """Parameters of :class:`SyntheticFlow`. Ranges are ``(low, high)``, drawn uniformly unless
-    noted; lengths are pixels of the generated frames, angles degrees.
-
-    Scene
-        layers: number of foreground layers per sample (inclusive range); a background always.
-        shape_probs: probabilities of polygon (3..8 sides, convex), ellipse, blob (a circle
-            whose radius is modulated by harmonics 2..4).
-        radius: mean shape radius as a fraction of min(H, W).
-        aspect: anisotropy of a shape (log-uniform).
-        blob_amplitude: total amplitude of a blob's radial harmonics (relative radius).
-        edge_softness: width of the anti-aliased alpha edge, pixels.
-        texels_per_pixel: texture magnification (log-uniform); kept <= ~1.3 so textures are
-            not minified far (which would alias differently in the two frames).
-        photo_prob: probability a layer is textured with a bundled photograph rather than a
-            procedural pattern (value noise, stripes, checker).
-        texture_size: side of the square texture images, texels.
-        shape_resolution: side of the raster on which each shape's signed distance is
-            tabulated (the shape is its bilinear interpolation; corners round off over about
-            2 * radius / shape_resolution pixels).
-
-    Motion (frame 1 -> frame 2)
-        bg_translation_width, fg_translation_width: maximum translation of the background
-            (camera) and of a foreground layer, as a fraction of the frame width; magnitude =
-            max * u ** 1.5 (u uniform), so small motions are common, direction uniform.
-        rotation, scale, anisotropy, shear: maxima of the background's and a foreground
-            layer's rotation (deg), log-scale, log-anisotropy and shear, drawn in [-max, max]
-            as ``max * sign(v) * |v| ** affine_power`` (v uniform in [-1, 1]; 1 is uniform,
-            2 makes small deformations common while keeping the full range).
-        large_motion_prob: probability that a layer (background included) instead translates
-            by ``large_motion`` times the frame width: the heavy tail of the displacement
-            distribution (issue 8; docs/training.md compares it with published statistics).
-        large_motion_dist: how the tail is drawn from the ``large_motion`` range:
-            ``loguniform`` (equal mass per octave, the default) or ``uniform`` (round 1).
-        nonrigid_prob, nonrigid_amplitude, nonrigid_wavelength: probability that a layer
-            deforms smoothly, the maximum amplitude (pixels) of each coupling shear and its
-            wavelength as a fraction of max(H, W). The slope amplitude * 2 pi / wavelength is
-            capped at ``nonrigid_max_slope``.
-        motion_scale: multiplies every length of the motion (translation, large motion, non-rigid
-            amplitude); raise it when training at a larger resolution.
-
-    Photometry (``augment=False`` disables all of it and the blur)
-        brightness: additive offset in [-b, b]; contrast: factor (log-uniform); gamma: exponent
-            (log-uniform); color: per-channel gain in [1 - c, 1 + c]; noise: Gaussian sigma
-            range (per frame); frame_delta: how far frame 2's brightness / contrast / gamma /
-            gain may differ from frame 1's (each as its own +- range).
-        blur_prob, blur_sigma: probability of a Gaussian blur of both frames and its sigma
-            (pixels; frame 2's sigma differs by up to 10 %).
-    """
-
-    layers: tuple = (2, 7)
-    shape_probs: tuple = (0.35, 0.3, 0.35)
-    radius: tuple = (0.06, 0.35)
-    aspect: tuple = (0.5, 2.0)
-    blob_amplitude: tuple = (0.1, 0.45)
-    edge_softness: float = 1.0
-    texels_per_pixel: tuple = (0.45, 1.3)
-    photo_prob: float = 0.55
-    texture_size: int = 256
-    shape_resolution: int = 96
-
-    bg_translation_width: float = 0.03
-    bg_rotation: float = 4.0
-    bg_scale: float = 0.06
-    bg_anisotropy: float = 0.02
-    bg_shear: float = 0.03
-    fg_translation_width: float = 0.08
-    fg_rotation: float = 17.0
-    fg_scale: float = 0.15
-    fg_anisotropy: float = 0.08
-    fg_shear: float = 0.08
-    large_motion_prob: float = 0.3
-    large_motion: tuple = (0.04, 0.35)
-    large_motion_dist: str = "loguniform"
-    affine_power: float = 2.0
-    nonrigid_prob: float = 0.5
-    nonrigid_amplitude: float = 4.0
-    nonrigid_wavelength: tuple = (0.3, 1.5)
-    nonrigid_max_slope: float = 0.3
-    motion_scale: float = 1.0
-
-    augment: bool = True
-    brightness: float = 0.1
-    contrast: tuple = (0.7, 1.35)
-    gamma: tuple = (0.75, 1.35)
-    color: float = 0.12
-    noise: tuple = (0.0, 0.025)
-    frame_delta: dict = field(default_factory=lambda: {"brightness": 0.02, "contrast": 0.03, "gamma": 0.03, "color": 0.02})
-    blur_prob: float = 0.25
-    blur_sigma: tuple = (0.3, 1.4)
-
-    @classmethod
-    def round1(cls, **overrides) -> "SyntheticConfig":
-        """The motion distribution of the round-1 weights (trained at 256 px wide: translations
-        up to 12 and 28 px, 8 % of layers uniform in 12-30 % of the width), for comparisons."""
-        values = dict(bg_translation_width=12 / 256, fg_translation_width=28 / 256, large_motion_prob=0.08,
-                      large_motion=(0.12, 0.3), large_motion_dist="uniform", affine_power=1.0)
-        values.update(overrides)
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        """Plain-Python copy (for the weights card)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-
-def bundled_texture_files() -> list:
-    """Paths of the :data:`BUNDLED_TEXTURES` present in the installed scikit-image."""
-    import skimage
-
-    folder = Path(skimage.__file__).resolve().parent / "data"
-    return [folder / name for name in BUNDLED_TEXTURES if (folder / name).is_file()]
-
-
-_PHOTO_CACHE: dict = {}
-
-
-def load_photo_bank(size: int) -> torch.Tensor:
-    """(N, 3, size, size) float32 [0, 1] RGB: the bundled photographs, centre-cropped square and
-    resized (area interpolation). Cached per size on the CPU; an empty tensor if none exist."""
-    bank = _PHOTO_CACHE.get(size)
-    if bank is not None:
-        return bank
-    import cv2
-
-    images = []
-    for path in bundled_texture_files():
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # grey and RGBA become 3-channel BGR
-        if bgr is None:
-            continue
-        h, w = bgr.shape[:2]
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        crop = bgr[top : top + side, left : left + side]
-        interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
-        crop = cv2.resize(crop, (size, size), interpolation=interp)
-        images.append(crop[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) / 255.0)
-    bank = torch.from_numpy(np.stack(images)) if images else torch.zeros(0, 3, size, size)
-    _PHOTO_CACHE[size] = bank
-    return bank
 
 
 class SyntheticFlow:
@@ -294,28 +146,38 @@ class SyntheticFlow:
     # ------------------------------------------------------------------ scene parameters
     def _scene(self, batch: int, size: tuple | None = None) -> dict:
         """Random parameters of every layer, each tensor (B, L, ...) with L = 1 + max_fg;
-        layer 0 is the background, higher indices are in front."""
-        cfg, B, L = self.config, batch, 1 + self.max_fg
+        layer 0 is the background, higher indices are in front. Drawn in a fixed order
+        (layout, affine motion, non-rigid motion, shapes, texture maps) from one generator."""
+        B, L = batch, 1 + self.max_fg
         H, W = size or (self.height, self.width)
-        ms = cfg.motion_scale
         fg = torch.ones(B, L, device=self.device)
         fg[:, 0] = 0.0
-        bg = 1.0 - fg
         p: dict = {}
+        self._layout(p, B, L, H, W, fg)
+        self._affine(p, B, L, W, fg)
+        self._nonrigid(p, B, L, H, W)
+        self._shapes(p, B, L, H, W)
+        self._texture_maps(p, B, L)
+        return p
 
+    def _layout(self, p: dict, B: int, L: int, H: int, W: int, fg: torch.Tensor) -> None:
+        """How many layers are on, and their centres: background at the frame centre,
+        foreground anywhere (a little beyond the edges)."""
+        cfg, bg = self.config, 1.0 - fg
         count = torch.floor(self._uniform(cfg.layers[0], cfg.layers[1] + 1 - 1e-6, B, 1))
         slot = torch.arange(L, device=self.device).view(1, L)
         p["enabled"] = (slot == 0) | (slot <= count)
-
-        # Centres: background at the frame centre, foreground anywhere (a little beyond the edges).
         cx = self._uniform(-0.1 * W, 1.1 * W, B, L) * fg + bg * (W - 1) / 2
         cy = self._uniform(-0.1 * H, 1.1 * H, B, L) * fg + bg * (H - 1) / 2
         p["c"] = torch.stack([cx, cy], -1)
 
+    def _affine(self, p: dict, B: int, L: int, W: int, fg: torch.Tensor) -> None:
+        """Translation (small ones common, a heavy tail), rotation, scale, anisotropy, shear."""
+        cfg, bg, ms = self.config, 1.0 - fg, self.config.motion_scale
+
         def between(bg_value, fg_value):
             return bg * bg_value + fg * fg_value
 
-        # Affine motion.
         u = self._rand(B, L)
         magnitude = between(cfg.bg_translation_width, cfg.fg_translation_width) * W * u.pow(1.5)
         large = self._rand(B, L) < cfg.large_motion_prob
@@ -336,16 +198,20 @@ class SyntheticFlow:
         det = m00 * m11 - m01 * m10
         p["Minv"] = torch.stack([m11 / det, -m01 / det, -m10 / det, m00 / det], -1)
 
-        # Non-rigid coupling shears f, g, h: two sinusoids each.
-        K = 2
+    def _nonrigid(self, p: dict, B: int, L: int, H: int, W: int) -> None:
+        """Non-rigid coupling shears f, g, h: two sinusoids each, slope-capped."""
+        cfg, K = self.config, 2
         on = (self._rand(B, L, 1, 1) < cfg.nonrigid_prob).float()
         wavelength = self._uniform(cfg.nonrigid_wavelength[0], cfg.nonrigid_wavelength[1], B, L, 3, K) * max(H, W)
         freq = 2 * math.pi / wavelength
-        amplitude = self._uniform(0.0, cfg.nonrigid_amplitude * ms / K, B, L, 3, K)
+        amplitude = self._uniform(0.0, cfg.nonrigid_amplitude * cfg.motion_scale / K, B, L, 3, K)
         amplitude = torch.minimum(amplitude, cfg.nonrigid_max_slope / K / freq) * on
         p["wave"] = (amplitude, freq, self._uniform(0.0, 2 * math.pi, B, L, 3, K))
 
-        # Shapes (local coordinates: rotate by -phi, divide by the radii).
+    def _shapes(self, p: dict, B: int, L: int, H: int, W: int) -> None:
+        """Shape kind, radii, orientation (local coordinates: rotate by -phi, divide by the
+        radii), polygon sides and jitter, blob harmonics."""
+        cfg = self.config
         p["shape"] = torch.multinomial(torch.tensor(cfg.shape_probs, device=self.device, dtype=torch.float32).expand(B * L, 3),
                                        1, generator=self.generator).view(B, L)
         radius = self._uniform(cfg.radius[0], cfg.radius[1], B, L) * min(H, W)
@@ -358,21 +224,21 @@ class SyntheticFlow:
         # pixel offset from the centre -> local coordinates / SHAPE_EXTENT
         e = SHAPE_EXTENT
         p["rot_shape"] = torch.stack([cos / (rx * e), sin / (rx * e), -sin / (ry * e), cos / (ry * e)], -1)
-        sides = torch.floor(self._uniform(3, MAX_SIDES + 1 - 1e-6, B, L)).long()
-        p["sides"] = sides
+        p["sides"] = torch.floor(self._uniform(3, MAX_SIDES + 1 - 1e-6, B, L)).long()
         p["jitter"] = self._uniform(-0.35, 0.35, B, L, MAX_SIDES)
         harmonics = self._randn(B, L, 3)
         harmonics = harmonics / harmonics.abs().sum(-1, keepdim=True).clamp_min(1e-6)
         p["blob"] = (harmonics * self._uniform(cfg.blob_amplitude[0], cfg.blob_amplitude[1], B, L, 1),
                      self._uniform(0.0, 2 * math.pi, B, L, 3))
 
-        # Texture mapping: frame-1 offset from the centre (pixels) -> grid_sample coordinates.
+    def _texture_maps(self, p: dict, B: int, L: int) -> None:
+        """Texture mapping: frame-1 offset from the centre (pixels) -> grid_sample coordinates."""
+        cfg = self.config
         texels = self._log_uniform(cfg.texels_per_pixel[0], cfg.texels_per_pixel[1], B, L)
         k = texels * 2.0 / cfg.texture_size
         psi = self._uniform(0.0, 2 * math.pi, B, L)
         p["T"] = torch.stack([k * torch.cos(psi), -k * torch.sin(psi), k * torch.sin(psi), k * torch.cos(psi)], -1)
         p["T0"] = self._uniform(-1.0, 1.0, B, L, 2)
-        return p
 
     # ------------------------------------------------------------------ geometry
     @staticmethod
@@ -466,63 +332,6 @@ class SyntheticFlow:
         return sd.view(B, L, H, W) * self._p(p["r_px"])
 
     # ------------------------------------------------------------------ textures
-    def _procedural(self, n: int) -> torch.Tensor:
-        """(n, 3, S, S) procedural textures in [0, 1]: value noise, stripes or checkers."""
-        S = self.config.texture_size
-        dev = self.device
-        # Multi-octave value noise: random grids of 4, 8, ... cells, each octave added to the
-        # running sum after the sum is upsampled x2 (bicubic), weights 1/f^beta.
-        beta = self._uniform(0.2, 1.0, n, 1, 1, 1)
-        cells = 4
-        acc = self._randn(n, 2, cells, cells)
-        while cells * 2 <= max(4, S // 4):
-            cells *= 2
-            acc = F.interpolate(acc, size=(cells, cells), mode="bicubic", align_corners=False)
-            acc = acc + (cells / 4.0) ** (-beta) * self._randn(n, 2, cells, cells)
-        acc = _normalise(F.interpolate(acc, size=(S, S), mode="bicubic", align_corners=False))
-        noise, detail = acc[:, :1], acc[:, 1:]
-
-        coords = (torch.arange(S, device=dev, dtype=torch.float32) - S / 2)
-        yy, xx = coords.view(1, 1, S, 1), coords.view(1, 1, 1, S)
-        ang = self._uniform(0.0, math.pi, n, 1, 1, 1)
-        period = self._log_uniform(6.0, 48.0, n, 1, 1, 1)
-        sharp = self._uniform(1.0, 5.0, n, 1, 1, 1)
-        cos, sin = torch.cos(ang) * (2 * math.pi / period), torch.sin(ang) * (2 * math.pi / period)
-        along = torch.sin(xx * cos + yy * sin + self._uniform(0, 6.3, n, 1, 1, 1))
-        across = torch.sin(yy * cos - xx * sin + self._uniform(0, 6.3, n, 1, 1, 1))
-        kind = torch.multinomial(torch.tensor([0.6, 0.2, 0.2], device=dev).expand(n, 3), 1, generator=self.generator).view(n, 1, 1, 1)
-        periodic = torch.where(kind == 1, along, along * across * 2)  # stripes or a checker
-        periodic = 0.5 + 0.5 * torch.tanh(sharp * periodic) / torch.tanh(sharp)
-        # Periodic patterns are modulated by the noise so they are not perfectly periodic.
-        wobble = self._uniform(0.0, 0.5, n, 1, 1, 1)
-        pattern = torch.where(kind == 0, noise, periodic * (1 - wobble) + noise * wobble)
-        c0, c1 = self._rand(n, 3, 1, 1), self._rand(n, 3, 1, 1)
-        tex = c0 + (c1 - c0) * pattern
-        # A little independent detail so channels are not perfectly correlated.
-        mix = self._uniform(0.0, 0.3, n, 3, 1, 1)
-        return (tex + mix * (detail - 0.5)).clamp(0, 1)
-
-    def _textures(self, n: int, needed: torch.Tensor) -> torch.Tensor:
-        """(n, 3, S, S) textures: photographs (random channel order and gains) or procedural.
-        Slots where ``needed`` (n,) is False (disabled layers) stay zero."""
-        S = self.config.texture_size
-        out = torch.zeros(n, 3, S, S, device=self.device)
-        photo_index = torch.floor(self._uniform(0, max(self.photos.shape[0], 1) - 1e-6, n)).long()
-        use_photo = (self._rand(n) < self.config.photo_prob) & (self.photos.shape[0] > 0)
-        perm = torch.argsort(self._rand(n, 3), dim=1)
-        gain = self._uniform(0.75, 1.25, n, 3, 1, 1)
-        # The random draws above are made for every slot, so the stream does not depend on
-        # which slots are used; only the textures actually needed are built.
-        proc_slots = torch.nonzero(needed & ~use_photo).flatten()
-        photo_slots = torch.nonzero(needed & use_photo).flatten()
-        if proc_slots.numel():
-            out[proc_slots] = self._procedural(proc_slots.numel())
-        if photo_slots.numel():
-            photo = self.photos.index_select(0, photo_index[photo_slots])
-            photo = photo.gather(1, perm[photo_slots].view(-1, 3, 1, 1).expand_as(photo))
-            out[photo_slots] = (photo * gain[photo_slots]).clamp(0, 1)
-        return out
-
     # ------------------------------------------------------------------ rendering
     def _render(self, p: dict, rasters: torch.Tensor, textures: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
         """Composite every layer evaluated at its frame-1 positions (x, y) (B, L, H, W).
@@ -543,36 +352,6 @@ class SyntheticFlow:
             image = image + a * (colour[:, layer] - image)
         return image, sd < 0
 
-    # ------------------------------------------------------------------ augmentation
-    def _augment(self, image1: torch.Tensor, image2: torch.Tensor):
-        cfg, B = self.config, image1.shape[0]
-        delta = cfg.frame_delta
-
-        def pair(draw, key):
-            first = draw()
-            return first, first + self._uniform(-1, 1, *first.shape) * delta.get(key, 0.0)
-
-        # Blur (same sigma up to 10 %), before the photometric changes.
-        blur = self._rand(B) < cfg.blur_prob
-        sigma1 = self._uniform(cfg.blur_sigma[0], cfg.blur_sigma[1], B) * blur
-        sigma2 = sigma1 * self._uniform(0.9, 1.1, B)
-        image1, image2 = _gaussian_blur(image1, sigma1), _gaussian_blur(image2, sigma2)
-
-        out = []
-        bright = pair(lambda: self._uniform(-cfg.brightness, cfg.brightness, B, 1, 1, 1), "brightness")
-        contrast = pair(lambda: self._log_uniform(cfg.contrast[0], cfg.contrast[1], B, 1, 1, 1), "contrast")
-        gamma = pair(lambda: self._log_uniform(cfg.gamma[0], cfg.gamma[1], B, 1, 1, 1), "gamma")
-        gain = pair(lambda: self._uniform(1 - cfg.color, 1 + cfg.color, B, 3, 1, 1), "color")
-        for i, image in enumerate((image1, image2)):
-            mean = image1.mean(dim=(1, 2, 3), keepdim=True)  # frame 1's mean for both: a shared pivot
-            image = (image - mean) * contrast[i] + mean + bright[i]
-            image = (image * gain[i]).clamp(0.0, 1.0)
-            image = image.clamp_min(1e-6).pow(gamma[i].clamp_min(0.1))
-            sigma = self._uniform(cfg.noise[0], cfg.noise[1], B, 1, 1, 1)
-            image = image + sigma * self._randn(*image.shape)
-            out.append(image.clamp(0.0, 1.0))
-        return out[0], out[1]
-
     # ------------------------------------------------------------------ public
     @torch.no_grad()
     def sample(self, batch: int, size: tuple | None = None) -> dict:
@@ -587,7 +366,7 @@ class SyntheticFlow:
         grid_y, grid_x = self._grid(H, W)
         p = self._scene(B, (H, W))
         L = 1 + self.max_fg
-        textures = self._textures(B * L, p["enabled"].reshape(-1))
+        textures = layer_textures(self, B * L, p["enabled"].reshape(-1))
         gx = grid_x.view(1, 1, H, W).expand(B, L, H, W)
         gy = grid_y.view(1, 1, H, W).expand(B, L, H, W)
 
@@ -611,7 +390,7 @@ class SyntheticFlow:
         occlusion = outside | covered.any(dim=1, keepdim=True)
 
         if self.config.augment:
-            image1, image2 = self._augment(image1, image2)
+            image1, image2 = augment_pair(self, image1, image2)
         valid = torch.isfinite(flow).all(dim=1, keepdim=True)
         return {
             "image1": image1.contiguous(),
@@ -620,34 +399,6 @@ class SyntheticFlow:
             "occlusion": occlusion,
             "valid": valid,
         }
-
-
-def _normalise(x: torch.Tensor) -> torch.Tensor:
-    """Per-sample min-max normalisation of (N, C, H, W) to [0, 1]."""
-    lo = x.amin(dim=(1, 2, 3), keepdim=True)
-    hi = x.amax(dim=(1, 2, 3), keepdim=True)
-    return (x - lo) / (hi - lo).clamp_min(1e-6)
-
-
-def _gaussian_blur(image: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur with a per-sample sigma (B,), pixels; sigma <= 0.05 is identity."""
-    B, C, H, W = image.shape
-    smax = float(sigma.max())
-    if smax <= 0.05:
-        return image
-    radius = max(1, int(math.ceil(3 * smax)))
-    offsets = torch.arange(-radius, radius + 1, device=image.device, dtype=image.dtype)
-    s = sigma.clamp_min(1e-3).view(B, 1)
-    kernel = torch.exp(-0.5 * (offsets.view(1, -1) / s) ** 2)
-    identity = (offsets == 0).to(image.dtype).view(1, -1).expand(B, -1)
-    kernel = torch.where((sigma > 0.05).view(B, 1), kernel, identity)
-    kernel = kernel / kernel.sum(1, keepdim=True)
-    kernel = kernel.repeat_interleave(C, dim=0)  # (B*C, K)
-    x = image.reshape(1, B * C, H, W)
-    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    x = F.conv2d(x, kernel.view(B * C, 1, 1, -1), groups=B * C)
-    x = F.conv2d(x, kernel.view(B * C, 1, -1, 1), groups=B * C)
-    return x.view(B, C, H, W)
 
 
 def write_samples(folder, count: int = 4, height: int = 224, width: int = 320, seed: int = 0, device="cpu",

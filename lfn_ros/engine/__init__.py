@@ -7,8 +7,11 @@
     clock          stage timing (CUDA events or host clock)
 """
 
-from .session import BACKENDS, FlowEngine, PendingFlow, resolve_backend, resolve_device
+from .backends import BACKENDS, OCCLUSION_METHODS, resolve_backend, resolve_occlusion_method
+from .pending import PendingFlow
+from .session import FlowEngine, resolve_device
 from .types import STAGES, EngineError, FlowOutOfMemory, FlowResult, FrameState, Staged, processing_size
 
 __all__ = ["FlowEngine", "PendingFlow", "FlowResult", "FrameState", "Staged", "EngineError", "FlowOutOfMemory",
-           "STAGES", "BACKENDS", "processing_size", "resolve_backend", "resolve_device"]
+           "STAGES", "BACKENDS", "OCCLUSION_METHODS", "processing_size", "resolve_backend", "resolve_device",
+           "resolve_occlusion_method"]

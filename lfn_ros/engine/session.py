@@ -40,9 +40,10 @@ from ..model.occlusion_head import occlusion_from_logits
 from ..model.weights import load_model, load_occlusion_head, resolve_finest_level
 from ..ops.occlusion import DEFAULT_ALPHA, DEFAULT_BETA, forward_backward_occlusion
 from ..ops.resize import multiple_size
+from .backends import make_backend, resolve_backend, resolve_occlusion_method
 from .clock import StageClock
-from .torch_backend import TorchBackend
-from .types import STAGES, EngineError, FlowOutOfMemory, FlowResult, FrameState, Staged, processing_size
+from .pending import PendingFlow
+from .types import EngineError, FlowOutOfMemory, FlowResult, FrameState, Staged, processing_size
 
 log = logging.getLogger(__name__)
 
@@ -65,85 +66,6 @@ def resolve_device(requested: str) -> tuple[torch.device, str | None]:
     if requested != "cpu":
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got '{requested}'")
     return torch.device("cpu"), None
-
-
-BACKENDS = ("auto", "torch", "openvino")
-
-
-def resolve_backend(requested: str, device: torch.device) -> str:
-    """"auto" -> "openvino" on the CPU where OpenVINO is installed, else "torch"; other names
-    are checked (OpenVINO runs on the CPU only)."""
-    from .openvino_backend import openvino_available
-
-    if requested not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {requested!r}")
-    if requested == "auto":
-        return "openvino" if device.type == "cpu" and openvino_available() else "torch"
-    if requested == "openvino" and device.type != "cpu":
-        raise ValueError(f"the OpenVINO backend runs on the CPU, not on {device}")
-    return requested
-
-
-def make_backend(name: str, model: LiteFlowNet, device: torch.device, precision: str, threads: int = 0, head=None):
-    """The backend object for a resolved backend name."""
-    if name == "openvino":
-        from .openvino_backend import OpenVINOBackend
-
-        return OpenVINOBackend(model, precision, threads, head)
-    return TorchBackend(model, device, precision, head)
-
-
-OCCLUSION_METHODS = ("auto", "check", "head")
-
-
-def resolve_occlusion_method(requested: str, has_head: bool) -> str:
-    """"auto" -> "head" where the checkpoint has an occlusion head, else "check"."""
-    if requested not in OCCLUSION_METHODS:
-        raise ValueError(f"occlusion method must be one of {OCCLUSION_METHODS}, got {requested!r}")
-    if requested == "head" and not has_head:
-        raise ValueError("occlusion method 'head' asked for, but the weights have no occlusion head")
-    if requested == "auto":
-        return "head" if has_head else "check"
-    return requested
-
-
-class PendingFlow:
-    """Work queued by :meth:`FlowEngine.run`; :meth:`wait` returns the :class:`FlowResult`."""
-
-    def __init__(self, engine, staged: Staged, clock: StageClock, outputs=None, done=None, previous_stamp=None) -> None:
-        self._engine = engine
-        self._staged = staged
-        self._clock = clock
-        self._outputs = outputs  # (flow_host, occlusion_host or None), or None for a first frame
-        self._done = done
-        self._previous_stamp = previous_stamp
-
-    def wait(self) -> FlowResult | None:
-        """Block until the download finished; None when this was a stream's first frame."""
-        if self._outputs is None:
-            return None
-        with self._engine._oom_guard("download", self._staged.size):
-            if self._done is not None:
-                self._done.synchronize()
-        flow, occlusion = self._outputs
-        # Views, not copies: every frame gets freshly allocated output tensors (pinned ones come
-        # from torch's caching host allocator), and a numpy view keeps its tensor alive, so no
-        # later frame can write into a result that was handed out.
-        return FlowResult(flow=flow.numpy(), occlusion=occlusion.numpy() if occlusion is not None else None,
-                          timings=self._timings(), stamp=self._staged.stamp, previous_stamp=self._previous_stamp)
-
-    def _timings(self) -> dict:
-        clock, events = self._clock, self._staged.events
-        if "upload_start" in events:
-            upload = float(events["upload_start"].elapsed_time(events["upload_end"]))
-        else:
-            upload = self._staged.host_ms.get("upload", 0.0)
-        marks = ("start", "preprocessed", "features", "decoded", "postprocessed", "downloaded")
-        timings = {"upload": upload}
-        for stage, (start, end) in zip(STAGES[1:], zip(marks, marks[1:])):
-            timings[stage] = clock.elapsed_ms(start, end)
-        timings["compute"] = sum(timings[s] for s in STAGES)
-        return timings
 
 
 class FlowEngine:

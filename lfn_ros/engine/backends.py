@@ -1,0 +1,48 @@
+"""Which backend and which occlusion method an engine runs: names, resolution of "auto", construction."""
+
+from __future__ import annotations
+
+import torch
+
+from ..model.liteflownet import LiteFlowNet
+from .torch_backend import TorchBackend
+
+
+BACKENDS = ("auto", "torch", "openvino")
+
+
+def resolve_backend(requested: str, device: torch.device) -> str:
+    """"auto" -> "openvino" on the CPU where OpenVINO is installed, else "torch"; other names
+    are checked (OpenVINO runs on the CPU only)."""
+    from .openvino_backend import openvino_available
+
+    if requested not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {requested!r}")
+    if requested == "auto":
+        return "openvino" if device.type == "cpu" and openvino_available() else "torch"
+    if requested == "openvino" and device.type != "cpu":
+        raise ValueError(f"the OpenVINO backend runs on the CPU, not on {device}")
+    return requested
+
+
+def make_backend(name: str, model: LiteFlowNet, device: torch.device, precision: str, threads: int = 0, head=None):
+    """The backend object for a resolved backend name."""
+    if name == "openvino":
+        from .openvino_backend import OpenVINOBackend
+
+        return OpenVINOBackend(model, precision, threads, head)
+    return TorchBackend(model, device, precision, head)
+
+
+OCCLUSION_METHODS = ("auto", "check", "head")
+
+
+def resolve_occlusion_method(requested: str, has_head: bool) -> str:
+    """"auto" -> "head" where the checkpoint has an occlusion head, else "check"."""
+    if requested not in OCCLUSION_METHODS:
+        raise ValueError(f"occlusion method must be one of {OCCLUSION_METHODS}, got {requested!r}")
+    if requested == "head" and not has_head:
+        raise ValueError("occlusion method 'head' asked for, but the weights have no occlusion head")
+    if requested == "auto":
+        return "head" if has_head else "check"
+    return requested
