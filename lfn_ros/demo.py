@@ -226,19 +226,123 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="hide the nodes' log output")
 
 
-def run_cli(args) -> int:
-    """Run the demo; returns the exit status (0 = flow was produced and both nodes exited cleanly)."""
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in list(out.glob("flow_*.png")) + list(out.glob("occlusion_*.png")):
-        stale.unlink()
+def _ros_environment() -> dict:
+    """The loopback environment for the children, applied to this process too (the recorder)."""
     env = loopback_env()
     os.environ.update({k: env[k] for k in ("RMW_IMPLEMENTATION", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
     if "FASTDDS_DEFAULT_PROFILES_FILE" in env:
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"]
     print(f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} RMW_IMPLEMENTATION={env['RMW_IMPLEMENTATION']} "
           f"FASTDDS_DEFAULT_PROFILES_FILE={env.get('FASTDDS_DEFAULT_PROFILES_FILE', '(not found)')}", flush=True)
+    return env
 
+
+class DemoSession:
+    """The recorder node in this process, the two child processes, and the timeout."""
+
+    def __init__(self, args, out: Path, env: dict) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+
+        from lfn_ros.nodes import runtime
+
+        self.args, self.out, self.env = args, out, env
+        self.context = Context()
+        # No rclpy signal handlers: Ctrl-C raises KeyboardInterrupt here and the children stop.
+        runtime.init(context=self.context)
+        self.node = rclpy.create_node("lfn_ros_demo_recorder", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.recorder = Recorder(self.node, out)
+        self.output = subprocess.DEVNULL if args.quiet else None
+        self.processes: dict = {}
+        self.started = time.monotonic()
+
+    def spin_until(self, condition, seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if condition():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() - self.started > self.args.timeout:
+                raise TimeoutError(f"demo did not finish within {self.args.timeout:g} s")
+        return condition()
+
+    def start_node(self, height: int, width: int) -> bool:
+        """flow_node, warmed up at the camera's size before the first frame; False if it died."""
+        a = self.args
+        node = self.processes["flow_node"] = subprocess.Popen(node_command("flow_node", {
+            "device": a.device, "weights": a.weights, "warmup": True, "warmup_height": height, "warmup_width": width,
+            "cpu_threads": a.cpu_threads, "latency_budget_ms": 2000.0}), env=self.env, stdout=self.output, stderr=self.output)
+        if not self.spin_until(lambda: self.recorder.node_state == "running" or node.poll() is not None, a.timeout):
+            raise TimeoutError("flow_node did not become ready")
+        if node.poll() is not None:
+            print(f"lfn-ros run: flow_node exited with status {node.returncode}", file=sys.stderr)
+            return False
+        print(f"flow_node ready after {time.monotonic() - self.started:.1f} s; playing at {a.rate:g} Hz", flush=True)
+        return True
+
+    def play(self) -> int:
+        """Play the camera, then let the node finish: every played frame after the first has its
+        flow, or nothing new came for 10 s (the rest was dropped). Returns the frames played."""
+        a = self.args
+        player = self.processes["image_player"] = subprocess.Popen(node_command("image_player", {
+            "source": a.frames, "rate": float(a.rate), "count": a.count, "frame_id": "camera",
+            "wait_for_subscribers": 2, "wait_timeout": 30.0}), env=self.env, stdout=self.output, stderr=self.output)
+        self.spin_until(lambda: player.poll() is not None, a.timeout)
+        published = len(self.recorder.index_of)
+        recorder, node = self.recorder, self.processes["flow_node"]
+
+        def caught_up():
+            done = recorder.timings and max(t["frame"] for t in recorder.timings) >= published - 1
+            idle = recorder.last_output is not None and time.monotonic() - recorder.last_output > 10.0
+            return done or idle or node.poll() is not None
+
+        self.spin_until(caught_up, a.timeout)
+        self.spin_until(lambda: False, 0.3)  # the last colour/occlusion messages
+        return published
+
+    def report(self, published: int) -> int:
+        """timing.json, demo.png, the table; the exit status."""
+        node_status = stop_process(self.processes["flow_node"])
+        player = self.processes["image_player"]
+        summary = summarize(self.recorder, published)
+        summary.update(player_exit_status=player.returncode, node_exit_status=node_status,
+                       seconds=time.monotonic() - self.started, rate_hz=self.args.rate)
+        (self.out / "timing.json").write_text(json.dumps(summary, indent=2))
+        montage = _montage(self.recorder)
+        if montage is not None:
+            from lfn_ros.io import write_image
+
+            write_image(self.out / "demo.png", montage)
+        print()
+        print(format_summary(summary))
+        print(f"\nwrote {len(self.recorder.colors)} flow_NNNN.png, {len(self.recorder.occlusions)} occlusion_NNNN.png, "
+              f"demo.png and timing.json to {self.out}/ in {summary['seconds']:.1f} s")
+        status = 0 if summary["flows"] > 0 and node_status == 0 and player.returncode == 0 else 1
+        if status:
+            print(f"lfn-ros run: FAILED (flows {summary['flows']}, flow_node exit {node_status}, "
+                  f"image_player exit {player.returncode})", file=sys.stderr)
+        return status
+
+    def close(self) -> None:
+        from lfn_ros.nodes import runtime
+
+        for process in self.processes.values():
+            stop_process(process)
+        self.executor.remove_node(self.node)
+        self.node.destroy_node()
+        runtime.shutdown(context=self.context)
+
+
+def run_cli(args) -> int:
+    """Run the demo; returns the exit status (0 = flow was produced and both nodes exited cleanly)."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in list(out.glob("flow_*.png")) + list(out.glob("occlusion_*.png")):
+        stale.unlink()
+    env = _ros_environment()
     from lfn_ros.io.sources import iter_source
 
     try:
@@ -246,94 +350,18 @@ def run_cli(args) -> int:
     except (OSError, ValueError, StopIteration) as exc:
         print(f"lfn-ros run: cannot read frames from {args.frames or 'the shipped sequence'}: {exc}", file=sys.stderr)
         return 1
-    height, width = first.shape[:2]
-
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-
-    from lfn_ros.nodes import runtime
-
-    context = Context()
-    # No rclpy signal handlers: Ctrl-C raises KeyboardInterrupt here and the children stop.
-    runtime.init(context=context)
-    node = rclpy.create_node("lfn_ros_demo_recorder", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    recorder = Recorder(node, out)
-    output = subprocess.DEVNULL if args.quiet else None
-    processes = {}
-    status = 1
-    started = time.monotonic()
-
-    def spin_until(condition, seconds: float) -> bool:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            if condition():
-                return True
-            executor.spin_once(timeout_sec=0.05)
-            if time.monotonic() - started > args.timeout:
-                raise TimeoutError(f"demo did not finish within {args.timeout:g} s")
-        return condition()
-
+    session = DemoSession(args, out, env)
     try:
-        processes["flow_node"] = subprocess.Popen(node_command("flow_node", {
-            "device": args.device, "weights": args.weights, "warmup": True,
-            "warmup_height": height, "warmup_width": width, "cpu_threads": args.cpu_threads,
-            "latency_budget_ms": 2000.0}), env=env, stdout=output, stderr=output)
-        # Wait until the node is up and warm, so no frame waits behind the warm-up.
-        if not spin_until(lambda: recorder.node_state == "running" or processes["flow_node"].poll() is not None,
-                          args.timeout):
-            raise TimeoutError("flow_node did not become ready")
-        if processes["flow_node"].poll() is not None:
-            print(f"lfn-ros run: flow_node exited with status {processes['flow_node'].returncode}", file=sys.stderr)
+        if not session.start_node(*first.shape[:2]):
             return 1
-        print(f"flow_node ready after {time.monotonic() - started:.1f} s; playing at {args.rate:g} Hz", flush=True)
-        processes["image_player"] = subprocess.Popen(node_command("image_player", {
-            "source": args.frames, "rate": float(args.rate), "count": args.count, "frame_id": "camera",
-            "wait_for_subscribers": 2, "wait_timeout": 30.0}), env=env, stdout=output, stderr=output)
-        player = processes["image_player"]
-        spin_until(lambda: player.poll() is not None, args.timeout)
-        # Let the node finish the frames it has: stop when every played frame after the first
-        # has its flow, or when nothing new arrived for a while (the rest was dropped).
-        published = len(recorder.index_of)
-
-        def caught_up():
-            done = recorder.timings and max(t["frame"] for t in recorder.timings) >= published - 1
-            idle = recorder.last_output is not None and time.monotonic() - recorder.last_output > 10.0
-            return done or idle or processes["flow_node"].poll() is not None
-
-        spin_until(caught_up, args.timeout)
-        spin_until(lambda: False, 0.3)  # the last colour/occlusion messages
-        node_status = stop_process(processes["flow_node"])
-        summary = summarize(recorder, published)
-        summary.update(player_exit_status=player.returncode, node_exit_status=node_status,
-                       seconds=time.monotonic() - started, rate_hz=args.rate)
-        (out / "timing.json").write_text(json.dumps(summary, indent=2))
-        montage = _montage(recorder)
-        if montage is not None:
-            from lfn_ros.io import write_image
-
-            write_image(out / "demo.png", montage)
-        print()
-        print(format_summary(summary))
-        print(f"\nwrote {len(recorder.colors)} flow_NNNN.png, {len(recorder.occlusions)} occlusion_NNNN.png, "
-              f"demo.png and timing.json to {out}/ in {summary['seconds']:.1f} s")
-        status = 0 if summary["flows"] > 0 and node_status == 0 and player.returncode == 0 else 1
-        if status:
-            print(f"lfn-ros run: FAILED (flows {summary['flows']}, flow_node exit {node_status}, "
-                  f"image_player exit {player.returncode})", file=sys.stderr)
+        return session.report(session.play())
     except TimeoutError as exc:
         print(f"lfn-ros run: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        status = 130
+        return 130
     finally:
-        for process in processes.values():
-            stop_process(process)
-        executor.remove_node(node)
-        node.destroy_node()
-        runtime.shutdown(context=context)
-    return status
+        session.close()
 
 
 def main(argv=None) -> int:
