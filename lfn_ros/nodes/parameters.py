@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from lfn_ros.engine.backends import BACKENDS, OCCLUSION_METHODS
+from lfn_ros.precision import CHOICES as PRECISIONS
+
 
 class Param(NamedTuple):
     """One node parameter: default, description, whether it can change at runtime, and range."""
@@ -33,11 +36,11 @@ PARAMETERS = (
           "path. A missing or corrupt file stops the node with exit status 2."),
     Param("backend", "auto", "Inference runtime: 'torch' (PyTorch, CPU or CUDA), 'openvino' (OpenVINO, CPU "
           "only: the fastest CPU path) or 'auto' (OpenVINO on the CPU where it is installed, else torch).",
-          choices=("auto", "torch", "openvino")),
+          choices=BACKENDS),
     Param("precision", "auto", "Inference precision: auto (bf16 where the device computes it natively: "
           "AMX/AVX512-BF16 CPUs and recent GPUs; else fp32, or fp16 on older GPUs), fp32, bf16, or "
           "fp16 (CUDA only; fp32 on the CPU). Reduced precision runs with channels_last; f-warp's "
-          "sampling positions and the flow itself stay fp32.", choices=("auto", "fp32", "bf16", "fp16")),
+          "sampling positions and the flow itself stay fp32.", choices=PRECISIONS),
     Param("finest_level", 0, "Finest pyramid level NetE runs to: 2 = the published network (flow "
           "at 1/2 resolution, upsampled), 3..6 = coarser and faster, 0 = the finest level the "
           "checkpoint was trained to (its card's recommendation). 1 is not a level of LiteFlowNet.",
@@ -69,7 +72,7 @@ PARAMETERS = (
     Param("occlusion_method", "auto", "How the occlusion mask is computed: 'head' (the checkpoint's "
           "occlusion head, on the forward pass only), 'check' (forward-backward consistency: a second, "
           "backward decoder pass) or 'auto' (the head where the checkpoint has one, else the check).",
-          choices=("auto", "check", "head")),
+          choices=OCCLUSION_METHODS),
     Param("occlusion_alpha", 0.01, "Forward-backward occlusion check (occlusion_method check): relative "
           "tolerance alpha in |f + b|^2 > alpha (|f|^2 + |b|^2) + beta.", runtime=True, range=(0.0, 1.0)),
     Param("occlusion_beta", 0.5, "Forward-backward occlusion check: absolute tolerance beta, "

@@ -144,7 +144,7 @@ def stage_loss(stages, flow: torch.Tensor, valid: torch.Tensor | None = None, we
     return total + refined
 
 
-def endpoint_error(pred: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def mean_epe(pred: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Mean endpoint error in pixels of (B, 2, H, W) predictions against ground truth (same
     size and units) over valid pixels; a detached scalar tensor."""
     with torch.no_grad():

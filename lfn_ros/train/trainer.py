@@ -29,7 +29,7 @@ from ..data.synthetic import SyntheticConfig, SyntheticFlow
 from ..model.liteflownet import LEVELS, LiteFlowNet
 from ..model.weights import WeightsError, apply_state_dict, read_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .loss import endpoint_error, multiscale_loss, stage_loss
+from .loss import mean_epe, multiscale_loss, stage_loss
 from .stream import PairStream
 
 
@@ -274,7 +274,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         grad_norm, finite = self._backward_and_update(loss)
         self.step += 1
-        out = {"loss": float(loss.detach()), "epe": float(endpoint_error(flow, batch["flow"], batch.get("valid"))),
+        out = {"loss": float(loss.detach()), "epe": float(mean_epe(flow, batch["flow"], batch.get("valid"))),
                "grad_norm": grad_norm, "lr": lr, "skipped": 0 if finite else 1}
         for k in LEVELS:
             out[f"loss_l{k}"] = float(parts[k]) if k in parts else float("nan")
