@@ -32,6 +32,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--finest-level", type=int, choices=(2, 3, 4, 5, 6), default=None,
                         help="finest decoder level of lfn_ros: 2 as published, 3 faster "
                              "(default: the checkpoint's recommendation, else 2)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "openvino"),
+                        help="lfn_ros's engine backend (auto: OpenVINO on the CPU where installed, as the node)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="lfn_ros's precision (auto: bf16 where the device computes it natively, as the node)")
+    parser.add_argument("--occlusion-method", default="auto", choices=("auto", "check", "head"),
+                        help="lfn_ros's occlusion mask (auto: the checkpoint's head where it has one, else the check)")
     parser.add_argument("--datasets", default=None,
                         help="comma-separated dataset names, e.g. Sintel-clean,Middlebury (default: all found)")
     parser.add_argument("--methods", default=None,
@@ -74,9 +80,20 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.no_peers:
         methods = ["lfn_ros"]
     try:
+        engine = None
+        if "lfn_ros" in methods:  # the engine as the node builds it, with these settings
+            import warnings
+
+            from ..engine import FlowEngine
+            from ..model.weights import UntrainedWarning
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", UntrainedWarning)
+                engine = FlowEngine(weights=weights, device=device, finest_level=args.finest_level, backend=args.backend,
+                                    precision=args.precision, occlusion_method=args.occlusion_method)
         evaluate(root, weights=weights, device=device, methods=methods, datasets=_split(args.datasets),
                  max_pairs=args.max_pairs, plot=args.plot, json_out=args.json,
-                 progress=not args.no_progress, finest_level=args.finest_level)
+                 progress=not args.no_progress, finest_level=args.finest_level, engine=engine)
     except (ValueError, FileNotFoundError, WeightsError) as exc:
         print(f"lfn-ros evaluate: error: {exc}", file=sys.stderr)
         return 2

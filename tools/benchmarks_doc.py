@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Write the tables of docs/benchmarks.md from the committed benchmark results, so every figure
+there comes from a file named next to it.
+
+    python tools/benchmarks_doc.py --write
+
+Sources: benchmarks/results/speed_cpu.json (benchmarks/speed.py), node_latency_cpu.json
+(benchmarks/node_latency.py) and train_speed_cpu.json (benchmarks/train_speed.py). The text
+between <!-- generated:begin --> and <!-- generated:end --> is replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+RESULTS = ROOT / "benchmarks" / "results"
+BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
+
+
+def speed_tables(data: dict) -> list[str]:
+    rows = data["rows"]
+    sizes = list(dict.fromkeys(r["size"] for r in rows))
+    lines = [f"`{data['command']}` on {data['machine']['description']} (flags: {', '.join(data['machine']['cpu_flags'])}; "
+             f"torch {data['machine']['torch']}, Python {data['machine']['python']}), median of {data['iters']} after "
+             f"{data['warmup']} warm-up, {data['date']}; `benchmarks/results/speed_cpu.json`.", ""]
+    for size in sizes:
+        lines += [f"**{size}** (ms; GFLOP per pair = convolution and matmul work of both NetC passes and one NetE pass)", "",
+                  "| path | level | pair ms | node step ms | GFLOP | GFLOP/s (pair) |", "|---|---|---|---|---|---|"]
+        for r in rows:
+            if r["size"] != size:
+                continue
+            if r.get("level") is None:
+                lines.append(f"| {r['name']} | - | {r['pair_ms']:.1f} | - | - | - |")
+            else:
+                lines.append(f"| {r['name'].removeprefix('lfn ')} | {r['level']} | {r['pair_ms']:.1f} | {r['node_ms']:.1f} | "
+                             f"{r['gflop']:.1f} | {r['gflop_per_s']:.0f} |")
+        lines.append("")
+    return lines
+
+
+def latency_table(data: dict) -> list[str]:
+    lines = [f"`{data['command']}` on {data['machine']}, {data['seconds']:g} s per configuration, {data['date']}; "
+             "`benchmarks/results/node_latency_cpu.json`.", "",
+             "| camera | backend | cpu_threads | processed | dropped | latency p50 ms | p99 ms | model ms (p50) | node overhead ms (p50) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['camera']} | {r['backend']} | {r['cpu_threads']} | {r['error']} | | | | | |")
+            continue
+        lines.append(f"| {r['camera']} | {r['backend']} | {r['cpu_threads']} | {100 * r['processed_fraction']:.0f} % | "
+                     f"{r['dropped']} | {r['latency_ms']['p50']:.0f} | {r['latency_ms']['p99']:.0f} | "
+                     f"{r['compute_ms_p50']:.1f} | {r['overhead_ms_p50']:.1f} |")
+    return lines + [""]
+
+
+def generate() -> str:
+    parts = []
+    speed = RESULTS / "speed_cpu.json"
+    if speed.is_file():
+        parts += ["### LiteFlowNet per pair and per node step, and its peers", "", *speed_tables(json.loads(speed.read_text()))]
+    latency = RESULTS / "node_latency_cpu.json"
+    if latency.is_file():
+        parts += ["### The node end to end (camera -> flow_node -> subscriber, separate processes)", "",
+                  *latency_table(json.loads(latency.read_text()))]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    text = generate()
+    if not args.write:
+        print(text)
+        return 0
+    doc = DOC.read_text()
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    DOC.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    print(f"updated {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
