@@ -45,7 +45,8 @@ class TrainConfig:
     M (the one that reads the cost volume); see Trainer's parameter groups.
 
     Schedule: ``schedule`` is ``onecycle`` (linear warm-up over ``warmup_fraction`` of the
-    planned ``steps``, then cosine decay to ``lr / final_lr_ratio``; needs ``steps``) or
+    planned ``steps``, then cosine decay to ``lr / final_lr_ratio``; without ``steps`` it spans
+    the planned ``minutes`` of wall time instead, for side-by-side runs at equal time) or
     ``step`` (the paper's: constant ``lr`` halved every ``lr_decay_every`` total steps, after
     ``warmup`` steps of linear warm-up).
     """
@@ -90,8 +91,8 @@ class TrainConfig:
             raise ValueError("at least one crop size is needed")
         if self.schedule not in ("onecycle", "step"):
             raise ValueError(f"schedule must be 'onecycle' or 'step', got {self.schedule!r}")
-        if self.schedule == "onecycle" and not self.steps:
-            raise ValueError("the one-cycle schedule needs the planned number of steps (--steps)")
+        if self.schedule == "onecycle" and not (self.steps or self.minutes):
+            raise ValueError("the one-cycle schedule needs the planned steps (--steps) or time (--minutes)")
         if self.precision not in PRECISION_CHOICES:
             raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {self.precision!r}")
         if self.motion not in ("heavy", "round1"):

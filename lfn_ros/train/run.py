@@ -119,6 +119,8 @@ class TrainingRun:
         return done
 
     def step(self) -> dict:
+        if self.config.minutes:
+            self.trainer.time_progress = (time.time() - self.t0) / (self.config.minutes * 60)
         stats = self.trainer.train_step()
         self.run_step += 1
         self.window.append(stats)

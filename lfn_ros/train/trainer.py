@@ -138,6 +138,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.step = 0  # total optimizer steps over all runs
         self.run_start = 0  # total step at which this run (and its one-cycle schedule) began
+        self.time_progress = 0.0  # fraction of the planned minutes used (one-cycle over time)
         self.card: dict = {}
         self.data_config = synthetic_config(config)
         source = SyntheticFlow(*config.sizes[0], device=self.device, seed=config.seed + rank, config=self.data_config)
@@ -173,11 +174,15 @@ class Trainer:
 
         ``step``: the paper's schedule, ``lr`` halved every ``lr_decay_every`` total steps,
         after a linear warm-up over the first ``warmup`` total steps. ``onecycle``: over this
-        run's planned ``steps`` (counted from :attr:`run_start`), a linear warm-up from
+        run's planned ``steps`` (counted from :attr:`run_start`; or its planned minutes,
+        through :attr:`time_progress`), a linear warm-up from
         lr/25 over ``warmup_fraction`` of them, then a cosine decay to lr / final_lr_ratio."""
         c = self.config
         if c.schedule == "onecycle":
-            progress = min(max(step - self.run_start, 0) / max(c.steps, 1), 1.0)
+            if c.steps:
+                progress = min(max(step - self.run_start, 0) / c.steps, 1.0)
+            else:  # over the planned wall time (the run loop updates time_progress)
+                progress = min(max(self.time_progress, 0.0), 1.0)
             if progress < c.warmup_fraction:
                 return c.lr * (0.04 + 0.96 * progress / c.warmup_fraction)
             decay = (progress - c.warmup_fraction) / max(1.0 - c.warmup_fraction, 1e-9)

@@ -279,3 +279,11 @@ def test_a_bf16_step_and_an_fp32_step_give_the_same_gradients():
         cosine = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
         ratio = float(b.norm() / a.norm())
         assert cosine > 0.99 and abs(ratio - 1) < 0.05, (prefix, cosine, ratio)
+
+
+def test_one_cycle_over_the_planned_minutes_follows_the_time_used():
+    trainer = Trainer(tiny_args(lr=2e-4, schedule="onecycle", steps=None, minutes=10.0, warmup_fraction=0.1), device="cpu")
+    trainer.time_progress = 0.1
+    assert trainer.lr_at(5) == pytest.approx(2e-4)
+    trainer.time_progress = 1.0
+    assert trainer.lr_at(5) == pytest.approx(2e-6)
