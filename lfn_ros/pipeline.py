@@ -183,27 +183,13 @@ class FlowPipeline:
         self._last_encoding = frame.encoding
         engine.configure(occlusion=bool(settings.get("publish_occlusion", True) or settings.get("want_points", False)))
         size = f"{frame.size[1]}x{frame.size[0]}"
-        try:
-            pending = engine.run(frame.staged)  # resets itself on a size change or stamp going back
-        except FlowOutOfMemory as exc:
-            self._skip("failure", f"out of device memory at {size}; the sequence restarts: {exc}")
-            self._note_reset()
+        ok, pending = self._attempt(lambda: engine.run(frame.staged), "on", size)  # resets on a size change or stamp going back
+        if not ok:
             return None
-        except (EngineError, RuntimeError, ValueError) as exc:
-            self._skip("failure", f"flow engine failed on a {size} frame: {type(exc).__name__}: {exc}")
-            return None
-
         message = self.slot.take()
         ahead = self.prepare(message) if message is not None else None  # overlaps the device's work
-
-        try:
-            result = pending.wait()
-        except FlowOutOfMemory as exc:
-            self._skip("failure", f"out of device memory finishing a {size} frame; the sequence restarts: {exc}")
-            self._note_reset()
-            return ahead
-        except (EngineError, RuntimeError, ValueError) as exc:
-            self._skip("failure", f"flow engine failed finishing a {size} frame: {type(exc).__name__}: {exc}")
+        ok, result = self._attempt(pending.wait, "finishing", size)
+        if not ok:
             return ahead
         if result is None:  # the first frame of a sequence
             with self._lock:
@@ -217,6 +203,18 @@ class FlowPipeline:
             self.counts.processed += 1
         self._publish(frame, result, settings)
         return ahead
+
+    def _attempt(self, call, what: str, size: str):
+        """(True, call()), or (False, None) after reporting an engine failure; running out of
+        device memory also counts the restart the engine made."""
+        try:
+            return True, call()
+        except FlowOutOfMemory as exc:
+            self._skip("failure", f"out of device memory {what} a {size} frame; the sequence restarts: {exc}")
+            self._note_reset()
+        except (EngineError, RuntimeError, ValueError) as exc:
+            self._skip("failure", f"flow engine failed {what} a {size} frame: {type(exc).__name__}: {exc}")
+        return False, None
 
     # ------------------------------------------------------------------ bookkeeping
     def _skip(self, kind: str, text: str) -> None:

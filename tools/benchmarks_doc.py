@@ -17,9 +17,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from generated_sections import replace_generated  # noqa: E402
 DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "benchmarks" / "results"
-BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
 
 
 def speed_tables(data: dict) -> list[str]:
@@ -78,6 +80,8 @@ def main(argv=None) -> int:
     if not args.write:
         print(text)
         return 0
+    replace_generated(DOC, text)
+    return 0
     doc = DOC.read_text()
     head, rest = doc.split(BEGIN, 1)
     _, tail = rest.split(END, 1)

@@ -20,6 +20,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from generated_sections import replace_generated  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 from lfn_ros.model.weights import file_sha256, read_checkpoint  # noqa: E402
@@ -28,7 +31,6 @@ from lfn_ros.resources import DEFAULT_WEIGHTS  # noqa: E402
 CARD = ROOT / "lfn_ros" / "weights" / "README.md"
 EVALUATION = ROOT / "benchmarks" / "results" / "evaluation_cpu.json"
 PREVIOUS = ROOT / "benchmarks" / "results" / "evaluation_round1_cpu.json"
-BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
 NAMES = {"Sintel-clean": "Sintel clean", "Sintel-final": "Sintel final", "FlyingChairs": "FlyingChairs",
          "Middlebury": "Middlebury RubberWhale", "KITTI2012-noc": "KITTI 2012 noc", "KITTI2012-occ": "KITTI 2012 occ"}
 PEERS = ("DIS-ultrafast", "DIS-fast", "DIS-medium", "Farneback", "zero")
@@ -112,6 +114,8 @@ def main(argv=None) -> int:
     if not args.write:
         print(text)
         return 0
+    replace_generated(CARD, text)
+    return 0
     card = CARD.read_text()
     if BEGIN not in card or END not in card:
         raise SystemExit(f"{CARD} has no {BEGIN} ... {END} section")
