@@ -97,9 +97,8 @@ def gflop_per_pair(level: int, size) -> float:
 # ----------------------------------------------------------------------------- LiteFlowNet paths
 
 
-def engine_rows(backend: str, precision: str, level: int, size, device, iters: int, warmup: int) -> dict:
-    """Pair and node-step times of the engine with one backend and precision."""
-    engine = FlowEngine(device=str(device), backend=backend, precision=precision, finest_level=level)
+def node_step_ms(engine, size, device, iters: int, warmup: int) -> dict:
+    """One streaming step of the engine (frames alternate, stamps increase)."""
     engine.prepare(*size)
     first, second = test_pair(*size)
     counter = [0]
@@ -108,11 +107,26 @@ def engine_rows(backend: str, precision: str, level: int, size, device, iters: i
         counter[0] += 1
         engine.process(first if counter[0] % 2 else second, seconds=float(counter[0]))
 
+    engine.reset()
     engine.process(first, seconds=0.0)
-    node = summary(time_call(node_step, device, iters, warmup))
+    return summary(time_call(node_step, device, iters, warmup))
+
+
+def engine_rows(backend: str, precision: str, level: int, size, device, iters: int, warmup: int) -> dict:
+    """Pair and node-step times of the engine with one backend and precision; the node step with
+    the forward-backward check, and with the occlusion head where the shipped weights have one."""
+    engine = FlowEngine(device=str(device), backend=backend, precision=precision, finest_level=level, occlusion_method="check")
+    node = node_step_ms(engine, size, device, iters, warmup)
+    first, second = test_pair(*size)
     # The pair: both frames through NetC and NetE forward only (no occlusion), as a pair costs.
     pair = summary(time_call(lambda: engine.infer(first, second, occlusion=False), device, iters, warmup))
-    return {"pair": pair, "node": node, "model": engine.model_name}
+    result = {"pair": pair, "node": node, "model": engine.model_name}
+    try:
+        head = FlowEngine(device=str(device), backend=backend, precision=precision, finest_level=level, occlusion_method="head")
+    except ValueError:  # the weights have no occlusion head
+        return result
+    result["node_head"] = node_step_ms(head, size, device, iters, warmup)
+    return result
 
 
 def onnxruntime_rows(level: int, size, iters: int, warmup: int) -> dict | str:
@@ -251,7 +265,8 @@ def main(argv=None) -> int:
     paths = [("torch fp32", "torch", "fp32"), ("torch fp16", "torch", "fp16"), ("torch bf16", "torch", "bf16")] if cuda else cpu_paths()
 
     rows, skipped = [], []
-    print(f"{'path':<22}{'size':>10}{'level':>6}{'pair ms':>10}{'node ms':>10}{'GFLOP':>8}{'GFLOP/s':>9}", flush=True)
+    print(f"{'path':<22}{'size':>10}{'level':>6}{'pair ms':>10}{'node ms':>10}{'node head':>10}{'GFLOP':>8}{'GFLOP/s':>9}",
+          flush=True)
     for height, width in sizes:
         size = f"{width}x{height}"
         for level in levels:
@@ -266,10 +281,12 @@ def main(argv=None) -> int:
                     skipped.append(ort_result)
             for label, result in results.items():
                 row = {"name": f"lfn {label}", "size": size, "level": level, "ms": result["pair"]["ms"],
-                       "pair_ms": result["pair"]["ms"], "node_ms": result["node"]["ms"], "gflop": gflop,
+                       "pair_ms": result["pair"]["ms"], "node_ms": result["node"]["ms"],
+                       "node_head_ms": result.get("node_head", {}).get("ms"), "gflop": gflop,
                        "gflop_per_s": gflop / (result["pair"]["ms"] / 1000), "model": result["model"]}
                 rows.append(row)
-                print(f"{label:<22}{size:>10}{level:>6}{row['pair_ms']:>10.1f}{row['node_ms']:>10.1f}{gflop:>8.1f}"
+                head = f"{row['node_head_ms']:>10.1f}" if row["node_head_ms"] else f"{'-':>10}"
+                print(f"{label:<22}{size:>10}{level:>6}{row['pair_ms']:>10.1f}{row['node_ms']:>10.1f}{head}{gflop:>8.1f}"
                       f"{row['gflop_per_s']:>9.1f}", flush=True)
         for name, result in peer_rows((height, width), max(iters, 10), 2).items():
             rows.append({"name": name, "size": size, "level": None, "ms": result["ms"], "pair_ms": result["ms"]})

@@ -32,15 +32,17 @@ def speed_tables(data: dict) -> list[str]:
              f"{data['warmup']} warm-up, {data['date']}; `benchmarks/results/speed_cpu.json`.", ""]
     for size in sizes:
         lines += [f"**{size}** (ms; GFLOP per pair = convolution and matmul work of both NetC passes and one NetE pass)", "",
-                  "| path | level | pair ms | node step ms | GFLOP | GFLOP/s (pair) |", "|---|---|---|---|---|---|"]
+                  "| path | level | pair ms | node step ms (check) | node step ms (head) | GFLOP | GFLOP/s (pair) |",
+                  "|---|---|---|---|---|---|---|"]
         for r in rows:
             if r["size"] != size:
                 continue
             if r.get("level") is None:
-                lines.append(f"| {r['name']} | - | {r['pair_ms']:.1f} | - | - | - |")
+                lines.append(f"| {r['name']} | - | {r['pair_ms']:.1f} | - | - | - | - |")
             else:
+                head = f"{r['node_head_ms']:.1f}" if r.get("node_head_ms") else "-"
                 lines.append(f"| {r['name'].removeprefix('lfn ')} | {r['level']} | {r['pair_ms']:.1f} | {r['node_ms']:.1f} | "
-                             f"{r['gflop']:.1f} | {r['gflop_per_s']:.0f} |")
+                             f"{head} | {r['gflop']:.1f} | {r['gflop_per_s']:.0f} |")
         lines.append("")
     return lines
 
