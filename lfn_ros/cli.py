@@ -34,7 +34,7 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto: bf16 where the device computes it natively (AMX/AVX512-BF16 CPUs too), else fp32")
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
-                        help="torch, openvino (CPU) or auto (OpenVINO on the CPU where installed, else torch)")
+                        help="torch, openvino (CPU) or auto (the fastest path within 1%% of fp32: OpenVINO for fp32 on the CPU, else torch)")
     parser.add_argument("--finest-level", type=int, default=None, choices=(2, 3, 4, 5, 6),
                         help="finest NetE level (default: the checkpoint's recommendation, else 2)")
 

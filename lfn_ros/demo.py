@@ -216,8 +216,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
     parser.add_argument("--frames", default="", help="folder of frames or video file (default: the shipped sequence)")
     parser.add_argument("--rate", type=float, default=5.0,
-                        help="camera rate, Hz (a 2-core CPU computes a 320x240 frame in about 50 ms with OpenVINO bf16, "
-                             "150-250 ms with torch fp32; faster rates drop frames, latest-only)")
+                        help="camera rate, Hz (a 2-core CPU computes a 320x240 frame in 50-110 ms on the default path, "
+                             "docs/benchmarks.md; faster rates drop frames, latest-only)")
     parser.add_argument("--count", type=int, default=0, help="frames to play (0 = all)")
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (cuda falls back to the CPU)")
     parser.add_argument("--weights", default="default", help="'default' (shipped), '' (untrained) or a checkpoint path")

@@ -30,9 +30,12 @@ def reference(pairs):
     return [endpoint_error(engine.infer(p.image1, p.image2).flow, p.flow, p.valid)["epe"] for p in pairs]
 
 
-def test_auto_picks_openvino_on_the_cpu_where_it_is_installed():
+def test_auto_picks_the_fastest_accurate_backend():
     expected = "openvino" if openvino_available() else "torch"
-    assert resolve_backend("auto", torch.device("cpu")) == expected
+    assert resolve_backend("auto", torch.device("cpu"), "fp32") == expected
+    # OpenVINO's bf16 costs +5 % EPE (below): bf16 runs on torch, which keeps the flow in fp32.
+    assert resolve_backend("auto", torch.device("cpu"), "bf16") == "torch"
+    assert resolve_backend("auto", torch.device("cuda"), "fp32") == "torch"
     assert resolve_backend("torch", torch.device("cpu")) == "torch"
     with pytest.raises(ValueError, match="CPU"):
         resolve_backend("openvino", torch.device("cuda"))
@@ -41,12 +44,14 @@ def test_auto_picks_openvino_on_the_cpu_where_it_is_installed():
 
 
 @pytest.mark.parametrize("backend, precision, per_pair, on_mean", [
+    # The paths "auto" chooses: within 1 % of torch fp32 (issue 10's target).
     ("torch", "bf16", 0.01, 0.01),
     ("openvino", "fp32", 0.001, 0.001),
-    # OpenVINO's bf16 mode also rounds the flow itself (measured on these pairs: +0.2..+1.8 % per
-    # pair, +1.05 % on the mean: over the 1 % target); its precision hint could not be kept off
-    # the flow path from Python (docs/benchmarks.md). fp32 on OpenVINO is exact.
-    ("openvino", "bf16", 0.02, 0.011),
+    # OpenVINO bf16, opt-in only: its precision hint rounds the accumulated flow to bf16 too
+    # (measured with the round-2 weights on these pairs, AVX512-BF16 and AMX machines alike:
+    # +0.3..+1.4 % on Middlebury and KITTI, +9 % and +11 % on the Sintel pairs, +5.3 % on the
+    # mean). The bound says the cost stays what docs/benchmarks.md states, not that it is met.
+    ("openvino", "bf16", 0.15, 0.07),
 ])
 def test_every_fast_path_stays_within_its_tolerance_of_torch_fp32(pairs, reference, backend, precision, per_pair, on_mean):
     if backend == "openvino" and not openvino_available():

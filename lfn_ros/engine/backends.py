@@ -11,15 +11,24 @@ from .torch_backend import TorchBackend
 BACKENDS = ("auto", "torch", "openvino")
 
 
-def resolve_backend(requested: str, device: torch.device) -> str:
-    """"auto" -> "openvino" on the CPU where OpenVINO is installed, else "torch"; other names
-    are checked (OpenVINO runs on the CPU only)."""
+def resolve_backend(requested: str, device: torch.device, precision: str = "fp32") -> str:
+    """The backend for ``requested`` on ``device`` at a resolved ``precision``.
+
+    "auto" picks the fastest path whose flow stays within 1 % EPE of torch fp32 (issue 10):
+    OpenVINO for fp32 on the CPU where it is installed (faster than torch fp32, and exact), torch
+    otherwise. OpenVINO's bf16 is not chosen automatically: its inference-precision hint puts the
+    whole decoder in bf16, the accumulated flow included, which costs +5 % EPE on the mean of the
+    test pairs and +11 % on a Sintel pair (docs/benchmarks.md); marking the flow path to stay in
+    f32 (the DisablePrecisionConversion runtime attribute) changed nothing measurable in
+    OpenVINO 2026.4. Torch bf16 keeps the flow in fp32 and stays within 0.3 %. Other names are
+    checked (OpenVINO runs on the CPU only).
+    """
     from .openvino_backend import openvino_available
 
     if requested not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {requested!r}")
     if requested == "auto":
-        return "openvino" if device.type == "cpu" and openvino_available() else "torch"
+        return "openvino" if device.type == "cpu" and precision == "fp32" and openvino_available() else "torch"
     if requested == "openvino" and device.type != "cpu":
         raise ValueError(f"the OpenVINO backend runs on the CPU, not on {device}")
     return requested

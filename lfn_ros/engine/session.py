@@ -89,8 +89,9 @@ class FlowEngine:
             "in-memory"; trained unless ``trained=False``).
         occlusion_head: (OcclusionHead, logit threshold) to use with ``model`` (a loaded
             checkpoint brings its own).
-        backend: "torch", "openvino" (CPU only) or "auto" (OpenVINO on the CPU where it is
-            installed, else torch; see :func:`resolve_backend`).
+        backend: "torch", "openvino" (CPU only) or "auto" (OpenVINO for fp32 on the CPU where it
+            is installed, else torch: the fastest path within 1 % of torch fp32; see
+            :func:`resolve_backend`).
         threads: CPU inference threads of the OpenVINO backend (0: all cores); torch's are
             process-wide (torch.set_num_threads).
     """
@@ -127,7 +128,7 @@ class FlowEngine:
         head, self.head_threshold = occlusion_head or (None, None)
         self.occlusion_method = resolve_occlusion_method(occlusion_method, head is not None)
         head = head if self.occlusion_method == "head" else None
-        self.backend = make_backend(resolve_backend(backend, self.device), model, self.device, self.precision, threads, head)
+        self.backend = make_backend(resolve_backend(backend, self.device, self.precision), model, self.device, self.precision, threads, head)
         self.occlusion = occlusion
         self.alpha, self.beta = alpha, beta
         if scale <= 0 or max_width < 0:
