@@ -84,12 +84,6 @@ def main(argv=None) -> int:
         return 0
     replace_generated(DOC, text)
     return 0
-    doc = DOC.read_text()
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
-    print(f"updated {DOC}")
-    return 0
 
 
 if __name__ == "__main__":
