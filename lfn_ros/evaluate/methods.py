@@ -17,12 +17,12 @@ called around timing. :func:`make_method` builds one by name.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import cv2
 import numpy as np
+
+from .method import Method, MethodUnavailable
 
 METHODS = ("lfn_ros", "RAFT-small", "DIS-ultrafast", "DIS-fast", "DIS-medium", "Farneback", "zero")
 """Every method the runner knows, in table order."""
@@ -38,34 +38,6 @@ DIS_PRESETS = {
 
 FARNEBACK_PARAMS = dict(pyr_scale=0.5, levels=5, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 """Farneback settings: the commonly used ones (OpenCV's samples, poly_n 5 with sigma 1.2)."""
-
-
-class MethodUnavailable(RuntimeError):
-    """A method cannot run in this environment (the message says why)."""
-
-
-@dataclass
-class Method:
-    """A flow method: ``fn(image1, image2) -> (flow (H, W, 2) float32, occlusion or None)``.
-
-    label: the name printed in tables. sync: called before and after timing (GPU methods).
-    """
-
-    name: str
-    label: str
-    fn: Callable
-    sync: Optional[Callable[[], None]] = None
-    info: Optional[dict] = None
-
-    def timed(self, image1: np.ndarray, image2: np.ndarray):
-        """Run once; returns (flow, occlusion or None, milliseconds of wall clock)."""
-        if self.sync:
-            self.sync()
-        t0 = time.perf_counter()
-        flow, occlusion = self.fn(image1, image2)
-        if self.sync:
-            self.sync()
-        return flow, occlusion, (time.perf_counter() - t0) * 1000.0
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from ..resources import raft_weights
-from .methods import Method, MethodUnavailable
+from .method import Method, MethodUnavailable
 
 RAFT_ITERATIONS = 12
 
