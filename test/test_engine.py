@@ -105,3 +105,22 @@ def test_cuda_streams_match_cpu_with_the_shipped_weights_at_a_real_displacement(
     assert signal > 2.0  # the trained network sees the motion
     assert np.abs(got - reference).max() < 0.01 * signal
     assert gpu.process(a, seconds=0.0) is None and gpu.process(b, seconds=1.0).flow.shape == (240, 320, 2)
+
+
+def test_check_thresholds_come_from_the_call_then_the_weights_card_then_the_paper():
+    from lfn_ros.engine.backends import check_thresholds
+
+    chosen = {"occlusion": {"check": {"alpha": 0.05, "beta": 8.0}}}
+    assert check_thresholds({}, None, None) == (0.01, 0.5)  # the paper's (Sundaram et al. 2010)
+    assert check_thresholds(chosen, None, None) == (0.05, 8.0)  # chosen on synthetic validation
+    assert check_thresholds(chosen, -1.0, 2.0) == (0.05, 2.0)  # the node's -1: the weights' value
+    assert check_thresholds(chosen, 0.0, 0.0) == (0.0, 0.0)
+
+
+def test_runtime_thresholds_of_minus_one_return_to_the_weights_values():
+    engine = FlowEngine(weights=None, device="cpu", model=LiteFlowNet(finest_level=3).eval())
+    engine.card = {"occlusion": {"check": {"alpha": 0.2, "beta": 2.0}}}
+    engine.configure(alpha=0.0, beta=0.0)
+    assert (engine.alpha, engine.beta) == (0.0, 0.0)
+    engine.configure(alpha=-1.0, beta=-1.0)
+    assert (engine.alpha, engine.beta) == (0.2, 2.0)

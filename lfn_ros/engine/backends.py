@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..model.liteflownet import LiteFlowNet
+from ..ops.occlusion import DEFAULT_ALPHA, DEFAULT_BETA
 from .torch_backend import TorchBackend
 
 
@@ -55,3 +56,13 @@ def resolve_occlusion_method(requested: str, has_head: bool) -> str:
     if requested == "auto":
         return "head" if has_head else "check"
     return requested
+
+
+def check_thresholds(card: dict, alpha: float | None = None, beta: float | None = None) -> tuple[float, float]:
+    """(alpha, beta) of the forward-backward check: a value >= 0 as given; None or negative ->
+    the thresholds chosen for these weights on synthetic validation (``lfn-ros train-occlusion``
+    records them in the card, issue 11), else the paper's 0.01 / 0.5."""
+    chosen = (card or {}).get("occlusion", {}).get("check", {})
+    defaults = (float(chosen.get("alpha", DEFAULT_ALPHA)), float(chosen.get("beta", DEFAULT_BETA)))
+    return (float(alpha) if alpha is not None and alpha >= 0 else defaults[0],
+            float(beta) if beta is not None and beta >= 0 else defaults[1])

@@ -38,9 +38,9 @@ from .. import precision as precisions
 from ..model.liteflownet import LiteFlowNet
 from ..model.occlusion_head import occlusion_from_logits
 from ..model.weights import load_model, load_occlusion_head, resolve_finest_level
-from ..ops.occlusion import DEFAULT_ALPHA, DEFAULT_BETA, forward_backward_occlusion
+from ..ops.occlusion import forward_backward_occlusion
 from ..ops.resize import multiple_size
-from .backends import make_backend, resolve_backend, resolve_occlusion_method
+from .backends import check_thresholds, make_backend, resolve_backend, resolve_occlusion_method
 from .clock import StageClock
 from .pending import PendingFlow
 from .types import EngineError, FlowOutOfMemory, FlowResult, FrameState, Staged, processing_size
@@ -83,7 +83,8 @@ class FlowEngine:
             backward flow in the same batch), "head" (the checkpoint's occlusion head on the
             forward pass only; lfn_ros.model.occlusion_head) or "auto" (the head where the
             checkpoint has one, else the check).
-        alpha, beta: thresholds of the occlusion check.
+        alpha, beta: thresholds of the occlusion check; None (or negative): the ones chosen for
+            the weights on synthetic validation (their card), else the paper's 0.01 / 0.5.
         scale, max_width: processing resolution relative to the input (see processing_size).
         model: an already built LiteFlowNet to use instead of loading ``weights`` (its card says
             "in-memory"; trained unless ``trained=False``).
@@ -103,8 +104,8 @@ class FlowEngine:
         precision: str = "fp32",
         finest_level: int | None = None,
         occlusion: bool = True,
-        alpha: float = DEFAULT_ALPHA,
-        beta: float = DEFAULT_BETA,
+        alpha: float | None = None,
+        beta: float | None = None,
         scale: float = 1.0,
         max_width: int = 0,
         model: LiteFlowNet | None = None,
@@ -130,7 +131,7 @@ class FlowEngine:
         head = head if self.occlusion_method == "head" else None
         self.backend = make_backend(resolve_backend(backend, self.device, self.precision), model, self.device, self.precision, threads, head)
         self.occlusion = occlusion
-        self.alpha, self.beta = alpha, beta
+        self.alpha, self.beta = check_thresholds(self.card, alpha, beta)
         if scale <= 0 or max_width < 0:
             raise ValueError(f"scale must be > 0 and max_width >= 0, got {scale}, {max_width}")
         self.scale, self.max_width = scale, max_width
@@ -173,16 +174,16 @@ class FlowEngine:
         return self._previous is not None
 
     def configure(self, *, occlusion: bool | None = None, alpha: float | None = None, beta: float | None = None) -> None:
-        """Change the occlusion settings between frames (thread-safe; the node's runtime parameters)."""
-        if (alpha is not None and alpha < 0) or (beta is not None and beta < 0):
-            raise ValueError(f"alpha and beta must be >= 0, got {alpha}, {beta}")
+        """Change the occlusion settings between frames (thread-safe; the node's runtime
+        parameters). A negative alpha or beta means the weights' own (:func:`check_thresholds`)."""
+        chosen = check_thresholds(self.card, alpha, beta)
         with self._lock:
             if occlusion is not None:
                 self.occlusion = bool(occlusion)
             if alpha is not None:
-                self.alpha = float(alpha)
+                self.alpha = chosen[0]
             if beta is not None:
-                self.beta = float(beta)
+                self.beta = chosen[1]
 
     def release_memory(self) -> None:
         """Give cached device memory back (after running out of it): CUDA's caching allocator

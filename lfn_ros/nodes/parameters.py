@@ -74,10 +74,11 @@ PARAMETERS = (
           "occlusion head, on the forward pass only), 'check' (forward-backward consistency: a second, "
           "backward decoder pass) or 'auto' (the head where the checkpoint has one, else the check).",
           choices=OCCLUSION_METHODS),
-    Param("occlusion_alpha", 0.01, "Forward-backward occlusion check (occlusion_method check): relative "
-          "tolerance alpha in |f + b|^2 > alpha (|f|^2 + |b|^2) + beta.", runtime=True, range=(0.0, 1.0)),
-    Param("occlusion_beta", 0.5, "Forward-backward occlusion check: absolute tolerance beta, "
-          "pixels squared.", runtime=True, range=(0.0, 100.0)),
+    Param("occlusion_alpha", -1.0, "Forward-backward occlusion check (occlusion_method check): relative "
+          "tolerance alpha in |f + b|^2 > alpha (|f|^2 + |b|^2) + beta. -1: the value chosen for the weights "
+          "on synthetic validation (their card), else the paper's 0.01.", runtime=True, range=(-1.0, 1.0)),
+    Param("occlusion_beta", -1.0, "Forward-backward occlusion check: absolute tolerance beta, pixels "
+          "squared. -1: the weights' value (their card), else the paper's 0.5.", runtime=True, range=(-1.0, 100.0)),
     # --- outputs (runtime) ---
     Param("publish_flow", True, "Publish 'flow' (32FC2).", runtime=True),
     Param("publish_occlusion", True, "Compute and publish 'occlusion' (mono8, 255 = occluded). "
