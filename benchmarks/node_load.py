@@ -121,7 +121,8 @@ def main(argv=None) -> int:
     flow = subprocess.Popen(node_command("flow_node", {
         "device": args.device, "weights": args.weights, "cpu_threads": args.cpu_threads, "warmup": True,
         "warmup_height": height, "warmup_width": width, "latency_budget_ms": 1000.0}), env=env)
-    player = None
+    player = player_status = None
+    final = {}
     memory = []
     try:
         if not spin(180, lambda: diagnostics.get("state") == "running" or flow.poll() is not None) or flow.poll() is not None:
@@ -148,9 +149,20 @@ def main(argv=None) -> int:
                     print(f"  {elapsed:5.0f} s: processed {timings[-1]['processed']}, dropped {timings[-1]['dropped']}, "
                           f"RSS {memory[-1][1]:.0f} MiB, latency {timings[-1]['latency_node_ms']:.0f} ms", flush=True)
             spin(min(0.2, max(0.01, next_sample - elapsed)))
-        received_final = diagnostics.get("frames_received")
+        # Stop the camera, let the node drain, then read one fresh diagnostics snapshot: it holds
+        # received, processed and dropped at the same instant. (FlowTiming's counters run ahead of
+        # the 1 Hz diagnostics, so mixing the two made processed + dropped > received; issue 12.)
+        player_status = stop_process(player)
+        player = None
+        spin(1.5)
+        diagnostics.clear()
+        spin(5, lambda: "frames_received" in diagnostics)
+        final = {key: int(diagnostics[key]) for key in ("frames_received", "frames_processed", "frames_dropped",
+                                                        "sequence_resets", "bad_messages")
+                 if str(diagnostics.get(key, "")).isdigit()}
     finally:
-        player_status = stop_process(player) if player is not None else None
+        if player is not None:
+            player_status = stop_process(player)
         node_status = stop_process(flow)
         node.destroy_node()
         runtime.shutdown()
@@ -167,15 +179,20 @@ def main(argv=None) -> int:
     mem_v = np.array([m for _, m in mem])
     half = mem_t >= mem_t[-1] / 2
     slope = float(np.polyfit(mem_t[half], mem_v[half], 1)[0] * 60.0) if half.sum() > 2 else float("nan")
-    received = int(received_final) if received_final and received_final.isdigit() else None
+    received = final.get("frames_received")
+    # Every received frame is processed, dropped (latest-only), or the first of a sequence (no
+    # pair yet: 1 + the resets), or a bad message: nothing else may be missing or counted twice.
+    accounted = (final.get("frames_processed", 0) + final.get("frames_dropped", 0) + 1
+                 + final.get("sequence_resets", 0) + final.get("bad_messages", 0))
     result = {
         "device": timings[-1]["device"], "model": timings[-1]["model"],
         "camera": {"rate_hz": args.rate, "width": width, "height": height},
         "seconds": args.seconds, "measured_seconds": duration,
         "frames_received_by_node": received,
-        "frames_processed": timings[-1]["processed"], "frames_dropped": timings[-1]["dropped"],
+        "frames_processed": final.get("frames_processed"), "frames_dropped": final.get("frames_dropped"),
+        "frames_accounted": accounted, "accounting_holds": received == accounted,
         "processed_rate_hz": processed / duration if duration > 0 else float("nan"),
-        "drop_fraction": (timings[-1]["dropped"] / received) if received else None,
+        "drop_fraction": (final.get("frames_dropped", 0) / received) if received else None,
         "compute_ms": {"p50": percentile([t["compute_ms"] for t in timings], 50),
                        "p99": percentile([t["compute_ms"] for t in timings], 99)},
         "latency_node_ms": {"p50": percentile(node_lat, 50), "p99": percentile(node_lat, 99), "max": max(node_lat)},
@@ -221,6 +238,8 @@ def main(argv=None) -> int:
         ("frames processed", f"{result['frames_processed']} ({result['processed_rate_hz']:.2f} Hz)"),
         ("frames dropped (latest-only)", f"{result['frames_dropped']}"
          + (f" ({100 * result['drop_fraction']:.1f} %)" if result["drop_fraction"] is not None else "")),
+        ("received = processed + dropped + first frames + bad", f"{received} = {accounted}: "
+         + ("holds" if result["accounting_holds"] else "DOES NOT HOLD")),
         ("compute p50 / p99", f"{result['compute_ms']['p50']:.0f} / {result['compute_ms']['p99']:.0f} ms"),
         ("latency (node) p50 / p99 / max", "{p50:.0f} / {p99:.0f} / {max:.0f} ms".format(**result["latency_node_ms"])),
         ("latency (received) p50 / p99 / max", "{p50:.0f} / {p99:.0f} / {max:.0f} ms".format(**result["latency_received_ms"])),
@@ -233,7 +252,7 @@ def main(argv=None) -> int:
     for name, value in rows:
         print(f"| {name} | {value} |")
     print(f"\nwrote {json_path} and {png_path}")
-    return 0 if node_status == 0 else 1
+    return 0 if node_status == 0 and result["accounting_holds"] else 1
 
 
 if __name__ == "__main__":
