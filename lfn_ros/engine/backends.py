@@ -18,8 +18,8 @@ def resolve_backend(requested: str, device: torch.device, precision: str = "fp32
     "auto" picks the fastest path whose flow stays within 1 % EPE of torch fp32 (issue 10):
     OpenVINO for fp32 on the CPU where it is installed (faster than torch fp32, and exact), torch
     otherwise. OpenVINO's bf16 is not chosen automatically: its inference-precision hint puts the
-    whole decoder in bf16, the accumulated flow included, which costs +5 % EPE on the mean of the
-    test pairs and +11 % on a Sintel pair (docs/benchmarks.md); marking the flow path to stay in
+    whole decoder in bf16, the accumulated flow included, which adds up to 0.1 px of EPE on fast
+    motion (+12 to +18 % on the Sintel test pairs; docs/benchmarks.md); marking the flow path to stay in
     f32 (the DisablePrecisionConversion runtime attribute) changed nothing measurable in
     OpenVINO 2026.4. Torch bf16 keeps the flow in fp32 and stays within 0.3 %. Other names are
     checked (OpenVINO runs on the CPU only).

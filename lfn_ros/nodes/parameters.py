@@ -35,7 +35,7 @@ PARAMETERS = (
           "lfn_ros, '' = random untrained weights (flow is noise; for plumbing tests), or a file "
           "path. A missing or corrupt file stops the node with exit status 2."),
     Param("backend", "auto", "Inference runtime: 'torch' (PyTorch, CPU or CUDA), 'openvino' (OpenVINO, CPU "
-          "only; its bf16 is the fastest CPU path but costs ~5 % EPE) or 'auto' (the fastest path within 1 % "
+          "only; its bf16 is the fastest CPU path but adds up to 0.1 px EPE) or 'auto' (the fastest path within 1 % "
           "of torch fp32: OpenVINO for fp32 on the CPU where it is installed, else torch).",
           choices=BACKENDS),
     Param("precision", "auto", "Inference precision: auto (bf16 where the device computes it natively: "
