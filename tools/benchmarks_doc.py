@@ -5,7 +5,7 @@ there comes from a file named next to it.
     python tools/benchmarks_doc.py --write
 
 Sources: benchmarks/results/speed_cpu.json (benchmarks/speed.py), node_latency_cpu.json
-(benchmarks/node_latency.py) and train_speed_cpu.json (benchmarks/train_speed.py). The text
+(benchmarks/node_latency.py) and node_load_cpu.json (benchmarks/node_load.py). The text
 between <!-- generated:begin --> and <!-- generated:end --> is replaced.
 """
 
@@ -62,6 +62,31 @@ def latency_table(data: dict) -> list[str]:
     return lines + [""]
 
 
+def load_table(data: dict) -> list[str]:
+    """The node under load (benchmarks/node_load.py): a camera faster than inference, minutes."""
+    camera = data["camera"]
+    lines = [f"`python benchmarks/node_load.py --seconds {data['seconds']:g} --rate {camera['rate_hz']:g} --device "
+             f"{data['device']}`: {data['model']}; `benchmarks/results/node_load_{'cpu' if data['device'] == 'cpu' else 'cuda'}.json` "
+             "(and `.png`: memory and latency over time).", "",
+             "| quantity | value |", "|---|---|",
+             f"| camera | {camera['rate_hz']:g} Hz, {camera['width']}x{camera['height']} rgb8 |",
+             f"| measured | {data['measured_seconds']:.0f} s |",
+             f"| frames received by the node | {data['frames_received_by_node']} |",
+             f"| frames processed | {data['frames_processed']} ({data['processed_rate_hz']:.2f} Hz) |",
+             f"| frames dropped (latest-only) | {data['frames_dropped']} ({100 * data['drop_fraction']:.1f} %) |"]
+    if "accounting_holds" in data:
+        lines.append(f"| received = processed + dropped + first frames + bad messages | "
+                     f"{data['frames_received_by_node']} = {data['frames_accounted']}: "
+                     f"{'holds' if data['accounting_holds'] else 'does NOT hold'} |")
+    lines += [f"| model time (compute) p50 / p99 | {data['compute_ms']['p50']:.0f} / {data['compute_ms']['p99']:.0f} ms |",
+              "| latency (node: publish - stamp) p50 / p99 / max | {p50:.0f} / {p99:.0f} / {max:.0f} ms |".format(**data["latency_node_ms"]),
+              "| latency (received by another process) p50 / p99 / max | {p50:.0f} / {p99:.0f} / {max:.0f} ms |".format(**data["latency_received_ms"]),
+              "| node RSS first / last / max | {first:.0f} / {last:.0f} / {max:.0f} MiB |".format(**data["rss_mib"]),
+              f"| RSS trend over the second half | {data['rss_mib']['slope_second_half_mib_per_min']:+.1f} MiB/min |",
+              f"| exit status node / player | {data['node_exit_status']} / {data['player_exit_status']} |", ""]
+    return lines
+
+
 def generate() -> str:
     parts = []
     speed = RESULTS / "speed_cpu.json"
@@ -71,6 +96,9 @@ def generate() -> str:
     if latency.is_file():
         parts += ["### The node end to end (camera -> flow_node -> subscriber, separate processes)", "",
                   *latency_table(json.loads(latency.read_text()))]
+    load = RESULTS / "node_load_cpu.json"
+    if load.is_file():
+        parts += ["### The node under load (a camera faster than inference)", "", *load_table(json.loads(load.read_text()))]
     return "\n".join(parts)
 
 
