@@ -22,7 +22,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .method import Method, MethodUnavailable
+from .method import Method, MethodUnavailable  # noqa: F401 (MethodUnavailable: re-exported for the runner)
 
 METHODS = ("lfn_ros", "RAFT-small", "DIS-ultrafast", "DIS-fast", "DIS-medium", "Farneback", "zero")
 """Every method the runner knows, in table order."""

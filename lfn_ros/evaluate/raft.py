@@ -7,7 +7,6 @@ exist. The weights come from an argument or ``$LFN_ROS_RAFT_WEIGHTS`` (:mod:`lfn
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import numpy as np

@@ -244,26 +244,31 @@ def evaluate(
                file=sys.stderr, leave=False)
     try:
         for dataset, loaders in selected.items():
-            scores = {name: DatasetScore() for name in runners}
-            sizes = set()
-            for loader in loaders:
-                bar.set_postfix_str(f"{dataset} {loader.name}")
-                sample = loader()
-                sizes.add(sample.size)
-                for name, (flow, occlusion, ms) in run_pair(loader, sample).items():
-                    scores[name].add(loader.name, sample, flow, occlusion, ms)
-                bar.update(1)
-            rows = {name: score.row() for name, score in scores.items()}
-            results["datasets"][dataset] = {"pairs": len(loaders), "size": size_text(sizes), "methods": rows}
+            results["datasets"][dataset] = _run_dataset(dataset, loaders, runners, run_pair, bar)
             bar.clear()
-            print(format_table(f"\n== {dataset}: {len(loaders)} pair(s), {size_text(sizes)} ==", rows, results["labels"]),
-                  file=out, flush=True)
+            entry = results["datasets"][dataset]
+            print(format_table(f"\n== {dataset}: {len(loaders)} pair(s), {entry['size']} ==", entry["methods"],
+                               results["labels"]), file=out, flush=True)
             bar.refresh()
     finally:
         bar.close()
     results["all"] = summarize(results, selected)
     _report(results, plot, json_out, out)
     return results
+
+
+def _run_dataset(dataset: str, loaders, runners, run_pair, bar) -> dict:
+    """Every method on every pair of one dataset: {pairs, size, methods {name: metrics}}."""
+    scores = {name: DatasetScore() for name in runners}
+    sizes = set()
+    for loader in loaders:
+        bar.set_postfix_str(f"{dataset} {loader.name}")
+        sample = loader()
+        sizes.add(sample.size)
+        for name, (flow, occlusion, ms) in run_pair(loader, sample).items():
+            scores[name].add(loader.name, sample, flow, occlusion, ms)
+        bar.update(1)
+    return {"pairs": len(loaders), "size": size_text(sizes), "methods": {name: s.row() for name, s in scores.items()}}
 
 
 def _report(results: dict, plot, json_out, out) -> None:

@@ -64,6 +64,21 @@ _WHEEL = make_colorwheel()
 _WHEEL32 = _WHEEL.astype(np.float32)
 
 
+def _known_components(flow: np.ndarray):
+    """(u, v, known): float32 components with unknown pixels (non-finite, or beyond Middlebury's
+    1e9 marker) set to 0, and the (H, W) bool mask of the known ones. float32 throughout: about
+    3x faster than float64 (~11 ms for 640x480 on one core)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        u = np.asarray(flow[:, :, 0], dtype=np.float32)
+        v = np.asarray(flow[:, :, 1], dtype=np.float32)
+        known = (np.isfinite(u) & np.isfinite(v)
+                 & (np.abs(u) <= UNKNOWN_FLOW_THRESHOLD) & (np.abs(v) <= UNKNOWN_FLOW_THRESHOLD))
+    if not known.all():
+        u = np.where(known, u, np.float32(0.0))
+        v = np.where(known, v, np.float32(0.0))
+    return u, v, known
+
+
 def flow_to_color(flow: np.ndarray, max_flow: Optional[float] = None,
                   convert_to_bgr: bool = False) -> np.ndarray:
     """Colour-code a flow field with the Middlebury colour wheel.
@@ -86,23 +101,15 @@ def flow_to_color(flow: np.ndarray, max_flow: Optional[float] = None,
         raise ValueError(f"flow_to_color: flow must have shape (H, W, 2), got {flow.shape}")
     if max_flow is not None and not (np.isfinite(max_flow) and max_flow > 0):
         raise ValueError(f"flow_to_color: max_flow must be positive and finite, got {max_flow!r}")
-    # float32 throughout (about 3x faster than float64: ~11 ms for 640x480 on one core);
-    # colours are computed on the 0..255 scale so wheel entries come out exact at full saturation.
-    with np.errstate(invalid="ignore", over="ignore"):
-        u = np.asarray(flow[:, :, 0], dtype=np.float32)
-        v = np.asarray(flow[:, :, 1], dtype=np.float32)
-        known = (np.isfinite(u) & np.isfinite(v)
-                 & (np.abs(u) <= UNKNOWN_FLOW_THRESHOLD) & (np.abs(v) <= UNKNOWN_FLOW_THRESHOLD))
+    u, v, known = _known_components(flow)
     all_known = bool(known.all())
-    if not all_known:
-        u = np.where(known, u, np.float32(0.0))
-        v = np.where(known, v, np.float32(0.0))
     rad = np.hypot(u, v)
     if max_flow is None:
         max_flow = float(rad.max()) if rad.size else 0.0
     rad *= np.float32(1.0 / max(float(max_flow), 1e-12))
 
     ncols = _WHEEL.shape[0]
+    # Colours on the 0..255 scale, so wheel entries come out exact at full saturation.
     # Hue: a in [-1, 1] over the angle of (-u, -v); both ends are the direction +x. The seam is
     # put at a = -1 (wheel row 0) whatever the sign of a zero v, so +x is always pure red.
     a = np.arctan2(-v, -u)

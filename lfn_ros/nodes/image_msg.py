@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import array
 import sys
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import cv2
 import numpy as np

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lfn_ros.data.synthetic import SyntheticConfig, SyntheticFlow, bundled_texture_files, write_samples
+from lfn_ros.data.synthetic import SyntheticConfig, SyntheticFlow, bundled_texture_files
+from lfn_ros.data.synthetic_samples import write_samples
 from lfn_ros.ops.warp import warp
 
 H, W = 64, 96
