@@ -28,7 +28,9 @@ SYNTHETIC_RATIO = 0.7
 
 @pytest.fixture(scope="module")
 def engine():
-    return FlowEngine(device="cpu", precision="fp32", backend="torch")  # the shipped weights, their recommended level
+    # The shipped weights at their recommended level; the forward-backward check, so the test
+    # below can recompute the mask from the model's two directions.
+    return FlowEngine(device="cpu", precision="fp32", backend="torch", occlusion_method="check")
 
 
 def shift_errors(flow: np.ndarray, dx: int, dy: int, border: int = 16):
@@ -80,6 +82,17 @@ def test_the_engine_publishes_exactly_what_the_model_computes(engine):
     np.testing.assert_allclose(result.flow, forward[0].permute(1, 2, 0).numpy(), atol=1e-4)
     occlusion = forward_backward_occlusion(forward, backward, engine.alpha, engine.beta)[0, 0].numpy()
     assert (result.occlusion == occlusion).mean() > 0.999
+
+
+def test_the_default_occlusion_is_the_shipped_head_on_the_same_flow(engine):
+    """The shipped file carries the occlusion head and the engine uses it by default; the head
+    changes the mask, never the flow; its mask is neither empty nor the whole picture."""
+    first, second = shifted_pair(3, -2)
+    default = FlowEngine(device="cpu", precision="fp32", backend="torch")
+    assert default.occlusion_method == "head"
+    result = default.infer(first, second)
+    np.testing.assert_allclose(result.flow, engine.infer(first, second).flow, atol=1e-4)
+    assert 0.0 < result.occlusion.mean() < 0.5, result.occlusion.mean()
 
 
 def test_scale_and_max_width_round_trip_to_input_pixels(engine):
