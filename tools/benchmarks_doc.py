@@ -11,7 +11,6 @@ between <!-- generated:begin --> and <!-- generated:end --> is replaced.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from generated_sections import replace_generated  # noqa: E402
+from generated_sections import main as generated_main  # noqa: E402
 DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -103,15 +102,7 @@ def generate() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true")
-    args = parser.parse_args(argv)
-    text = generate()
-    if not args.write:
-        print(text)
-        return 0
-    replace_generated(DOC, text)
-    return 0
+    return generated_main(DOC, generate, __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":

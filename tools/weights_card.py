@@ -14,7 +14,6 @@ The generated text sits between the markers <!-- generated:begin --> and <!-- ge
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from generated_sections import replace_generated  # noqa: E402
+from generated_sections import main as generated_main  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 from lfn_ros.model.weights import file_sha256, read_checkpoint  # noqa: E402
@@ -128,15 +127,7 @@ def generate() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true")
-    args = parser.parse_args(argv)
-    text = generate()
-    if not args.write:
-        print(text)
-        return 0
-    replace_generated(CARD, text)
-    return 0
+    return generated_main(CARD, generate, __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":
