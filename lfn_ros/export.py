@@ -41,7 +41,7 @@ class ExportableFlow(nn.Module):
         self.alpha, self.beta = alpha, beta
 
     def forward(self, image1: torch.Tensor, image2: torch.Tensor):
-        first, second = self.model.encode(torch.cat([image1, image2], dim=0)).split(1)
+        first, second = self.model.encode_pair(image1, image2)
         if not self.occlusion:
             return self.model.estimate(first, second)
         # The same bidirectional decode as the engine's (one batch of two).

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ..model.graphs import decoder_onnx, encoder_onnx, encoding_names, from_tensors, to_tensors
-from ..model.liteflownet import FrameEncoding, LiteFlowNet
+from ..model.encoding import FrameEncoding
+from ..model.liteflownet import LiteFlowNet
 
 #: Compiled grids kept (a node sees few resolutions; each costs a few MB and seconds to compile).
 MAX_GRIDS = 4

@@ -19,7 +19,8 @@ import contextlib
 import torch
 
 from .. import precision as precisions
-from ..model.liteflownet import FrameEncoding, LiteFlowNet
+from ..model.encoding import FrameEncoding
+from ..model.liteflownet import LiteFlowNet
 
 
 class TorchBackend:

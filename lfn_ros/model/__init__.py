@@ -1,5 +1,6 @@
 """LiteFlowNet and its checkpoints."""
 
-from .liteflownet import FrameEncoding, LiteFlowNet, NetC, count_parameters
+from .encoding import FrameEncoding
+from .liteflownet import LiteFlowNet, NetC, count_parameters
 
 __all__ = ["FrameEncoding", "LiteFlowNet", "NetC", "count_parameters"]

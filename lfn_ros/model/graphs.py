@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .liteflownet import FrameEncoding, LiteFlowNet
+from .encoding import FrameEncoding
+from .liteflownet import LiteFlowNet
 
 
 def encoding_names(levels) -> list:

@@ -28,8 +28,6 @@ both use these methods.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -37,6 +35,7 @@ import torch.nn.functional as F
 from ..ops.correlation import correlation
 from ..ops.resize import multiple_size, resize_images
 from ..ops.warp import warp
+from .encoding import FrameEncoding
 
 #: Levels of NetE, coarse to fine (level k has stride 2 ** (k - 1)).
 LEVELS = (6, 5, 4, 3, 2)
@@ -46,8 +45,16 @@ FEATURE_CHANNELS = {1: 32, 2: 32, 3: 64, 4: 96, 5: 128, 6: 192}
 FLOW_SCALE = 20.0
 #: Last kernel of M and S, and the f-lcon window k, per level (paper, table 1 / deploy file).
 KERNEL = {2: 7, 3: 5, 4: 5, 5: 3, 6: 3}
-#: Per-channel RGB mean subtracted from [0, 1] images (the published model's BGR means, reversed).
-RGB_MEAN = (0.454, 0.434, 0.411)
+#: RGB means subtracted from [0, 1] images, by the image's role in the pair. The published model
+#: subtracts one mean from the first image and another from the second (its deploy file: BGR
+#: 0.411618, 0.434631, 0.454253 and 0.410782, 0.433645, 0.452793; issue 17). A streamed frame is
+#: the second image of one pair and the first of the next, yet NetC runs on it once, so the
+#: engine normalises it with the midpoint ("stream"; its cost in docs/architecture.md section 3).
+IMAGE_MEANS = {
+    "first": (0.454253, 0.434631, 0.411618),
+    "second": (0.452793, 0.433645, 0.410782),
+    "stream": (0.453523, 0.434138, 0.411200),
+}
 
 
 def warp_scale(level: int) -> float:
@@ -112,8 +119,10 @@ class Matching(nn.Module):
 
     Levels 4-6 correlate every pixel over displacements -3..3; levels 2-3 correlate on a
     stride-2 grid with displacements in steps of 2 (reach 6 px) and upsample the 49-channel
-    cost volume x2 with a 49-group transposed conv. At level 2 the 32-channel features first
-    pass a 1x1 conv to 64 channels.
+    cost volume x2 with a 49-group transposed conv. The LeakyReLU acts on the cost volume as
+    correlated, so at levels 2-3 it comes *before* that upsampling (the published deploy
+    definition; issue 17 found lfn_ros applying it after). At level 2 the 32-channel features
+    first pass a 1x1 conv to 64 channels.
     """
 
     def __init__(self, level: int) -> None:
@@ -122,8 +131,8 @@ class Matching(nn.Module):
         self.feat = conv(32, 64, 1) if level == 2 else nn.Identity()
         self.upflow = upsample_flow_layer() if level < 6 else None
         self.upcorr = nn.ConvTranspose2d(49, 49, 4, stride=2, padding=1, groups=49, bias=False) if level <= 3 else None
+        self.activate = nn.LeakyReLU(0.1)
         self.main = nn.Sequential(
-            nn.LeakyReLU(0.1),
             conv(49, 128, 3),
             conv(128, 64, 3),
             conv(64, 32, 3),
@@ -138,10 +147,9 @@ class Matching(nn.Module):
         if flow is not None:
             flow = fp32(self.upflow, flow)
             feat2 = warp(feat2, flow * warp_scale(self.level))
+        cost = self.activate(correlation(feat1, feat2, max_displacement=3, stride=2 if self.upcorr is not None else 1))
         if self.upcorr is not None:
-            cost = self.upcorr(correlation(feat1, feat2, max_displacement=3, stride=2))
-        else:
-            cost = correlation(feat1, feat2, max_displacement=3, stride=1)
+            cost = self.upcorr(cost)
         residual = self.main(cost).float()
         return residual if flow is None else flow + residual
 
@@ -226,52 +234,6 @@ class Regularization(nn.Module):
         return torch.cat([u, v], dim=1)
 
 
-@dataclass
-class FrameEncoding:
-    """What NetE needs of one frame, computed once by :meth:`LiteFlowNet.encode`.
-
-    features: NetC outputs of levels 2..6, level k (B, FEATURE_CHANNELS[k], H'/2^(k-1), W'/2^(k-1)).
-    images: the normalised image resized to levels 2..6, (B, 3, H'/2^(k-1), W'/2^(k-1)).
-    input_size: (H, W) of the image before resizing to (H', W') multiples of 32.
-    """
-
-    features: dict
-    images: dict
-    input_size: tuple
-
-    @property
-    def batch(self) -> int:
-        return next(iter(self.features.values())).shape[0]
-
-    @property
-    def grid_size(self) -> tuple:
-        """(H', W') the network ran at: 2^(k-1) times the size of the finest level k held
-        (an encoding may hold only the levels a decoder uses)."""
-        level = min(self.features)
-        height, width = self.features[level].shape[-2:]
-        return (height * 2 ** (level - 1), width * 2 ** (level - 1))
-
-    def split(self, index: int) -> tuple["FrameEncoding", "FrameEncoding"]:
-        """The first ``index`` items of the batch and the rest."""
-        def part(values, sl):
-            return {k: v[sl] for k, v in values.items()}
-
-        return (FrameEncoding(part(self.features, slice(None, index)), part(self.images, slice(None, index)), self.input_size),
-                FrameEncoding(part(self.features, slice(index, None)), part(self.images, slice(index, None)), self.input_size))
-
-    @staticmethod
-    def cat(encodings: list["FrameEncoding"]) -> "FrameEncoding":
-        """Concatenate encodings of the same size along the batch dimension."""
-        sizes = {e.input_size for e in encodings}
-        if len(sizes) != 1:
-            raise ValueError(f"cannot batch encodings of different input sizes {sorted(sizes)}")
-        return FrameEncoding(
-            features={k: torch.cat([e.features[k] for e in encodings]) for k in encodings[0].features},
-            images={k: torch.cat([e.images[k] for e in encodings]) for k in encodings[0].images},
-            input_size=encodings[0].input_size,
-        )
-
-
 class LiteFlowNet(nn.Module):
     """LiteFlowNet: NetC + NetE (levels 6..2), 5.38 M parameters.
 
@@ -294,46 +256,64 @@ class LiteFlowNet(nn.Module):
         self.matching = nn.ModuleDict({f"level{k}": Matching(k) for k in order})
         self.subpixel = nn.ModuleDict({f"level{k}": SubPixel(k) for k in order})
         self.regularization = nn.ModuleDict({f"level{k}": Regularization(k) for k in order})
-        self.register_buffer("rgb_mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.roles = tuple(IMAGE_MEANS)
+        # (roles, 3, 1, 1): 4-D so that .to(memory_format=channels_last) accepts it.
+        self.register_buffer("image_means", torch.tensor([IMAGE_MEANS[r] for r in self.roles]).view(-1, 3, 1, 1),
+                             persistent=False)
 
     @property
     def active_levels(self) -> tuple[int, ...]:
         return tuple(k for k in LEVELS if k >= self.finest_level)
 
-    def preprocess(self, image: torch.Tensor, size: tuple | None = None) -> torch.Tensor:
+    def preprocess(self, image: torch.Tensor, size: tuple | None = None, role: str = "stream") -> torch.Tensor:
         """(B, 3, H, W) RGB uint8 [0, 255] or float [0, 1] -> (B, 3, H', W') float, mean-free,
         resized once to ``size`` (H', W'), multiples of 32; default the next multiples of 32 of
         (H, W). A smaller ``size`` runs the network at a reduced resolution (the engine's
-        ``scale`` / ``max_width``) without a second resize."""
+        ``scale`` / ``max_width``) without a second resize. ``role``: which of
+        :data:`IMAGE_MEANS` to subtract ("first", "second", or "stream" for a frame used as both)."""
+        if role not in self.roles:
+            raise ValueError(f"role must be one of {self.roles}, got {role!r}")
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(image.shape)}")
         height, width = image.shape[-2:]
         if height < 32 or width < 32:
             raise ValueError(f"images must be at least 32x32 pixels, got {height}x{width}")
-        dtype = self.rgb_mean.dtype
+        index = self.roles.index(role)
+        mean = self.image_means[index:index + 1]
         if image.dtype == torch.uint8:
-            image = image.to(dtype) * (1.0 / 255.0)
+            image = image.to(mean.dtype) * (1.0 / 255.0)
         else:
-            image = image.to(dtype)
-        image = image - self.rgb_mean
+            image = image.to(mean.dtype)
+        image = image - mean
         size = tuple(size) if size is not None else multiple_size(height, width, 32)
         if size[0] % 32 or size[1] % 32 or min(size) < 32:
             raise ValueError(f"network size must be multiples of 32, at least 32, got {size}")
         return resize_images(image, size)
 
-    def encode(self, image: torch.Tensor) -> FrameEncoding:
-        """Preprocess one batch of frames and run NetC. image: see :meth:`preprocess`."""
-        return self.encode_preprocessed(self.preprocess(image), tuple(image.shape[-2:]))
+    def encode(self, image: torch.Tensor, role: str = "stream") -> FrameEncoding:
+        """Preprocess one batch of frames and run NetC. image, role: see :meth:`preprocess`."""
+        return self.encode_preprocessed(self.preprocess(image, role=role), tuple(image.shape[-2:]))
+
+    def encode_pair(self, image1: torch.Tensor, image2: torch.Tensor) -> tuple[FrameEncoding, FrameEncoding]:
+        """The two images of a pair, each with its own mean (as published), through NetC in one batch."""
+        if image1.shape != image2.shape:
+            raise ValueError(f"image1 {tuple(image1.shape)} and image2 {tuple(image2.shape)} differ")
+        both = torch.cat([self.preprocess(image1, role="first"), self.preprocess(image2, role="second")], dim=0)
+        return self.encode_preprocessed(both, tuple(image1.shape[-2:])).split(image1.shape[0])
 
     def encode_preprocessed(self, x: torch.Tensor, input_size: tuple) -> FrameEncoding:
-        """Run NetC on the output of :meth:`preprocess`; ``input_size`` is the (H, W) before it."""
-        size = tuple(input_size)
+        """Run NetC on the output of :meth:`preprocess`; ``input_size`` is the (H, W) before it.
+
+        The image pyramid that f-lcon's brightness error reads is built level by level, each
+        level a bilinear x1/2 of the one above (as published; at an exact factor 2 that is a 2x2
+        mean, so level k is a box mean over 2^(k-1) pixels, free of the aliasing of a direct resize)."""
         pyramid = self.netc(x)
         features = {k: pyramid[k - 1] for k in LEVELS}
-        images = {}
-        for k in LEVELS:
-            images[k] = F.interpolate(x, size=features[k].shape[-2:], mode="bilinear", align_corners=False)
-        return FrameEncoding(features=features, images=images, input_size=size)
+        images, image = {}, x
+        for k in sorted(LEVELS):
+            image = F.interpolate(image, size=features[k].shape[-2:], mode="bilinear", align_corners=False)
+            images[k] = image
+        return FrameEncoding(features=features, images=images, input_size=tuple(input_size))
 
     def decode(self, first: FrameEncoding, second: FrameEncoding, stages: list | None = None) -> list[torch.Tensor]:
         """Run NetE. Returns the flow of every active level, coarse to fine, each
@@ -394,9 +374,7 @@ class LiteFlowNet(nn.Module):
             flow (B, 2, H, W) float pixels; with ``return_levels`` a tuple
             ``(flow, levels)`` where ``levels`` is the list of :meth:`decode`.
         """
-        if image1.shape != image2.shape:
-            raise ValueError(f"image1 {tuple(image1.shape)} and image2 {tuple(image2.shape)} differ")
-        first, second = self.encode(torch.cat([image1, image2], dim=0)).split(image1.shape[0])
+        first, second = self.encode_pair(image1, image2)
         levels = self.decode(first, second, stages)
         flow = self.to_pixels(levels[-1], first.input_size)
         return (flow, levels) if return_levels else flow

@@ -23,7 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..ops.warp import warp
-from .liteflownet import FEATURE_CHANNELS, FrameEncoding, conv, warp_scale
+from .encoding import FrameEncoding
+from .liteflownet import FEATURE_CHANNELS, conv, warp_scale
 
 #: The level the head works at (level k has stride 2^(k-1)).
 HEAD_LEVEL = 3

@@ -6,7 +6,7 @@ file cannot run code (docs/architecture.md section 4)::
     {
       "format": "lfn_ros-checkpoint", "format_version": 1,
       "architecture": "LiteFlowNet", "parameter_count": 5381969,
-      "input": {"color": "RGB", "range": [0, 1], "mean": [...]},
+      "input": {"color": "RGB", "range": [0, 1], "means": {"first": [...], ...}},
       "card": {...},            # free-form: training recipe, data, metrics
       "state_dict": {...},      # model parameters (fp32, or fp16 in the shipped copy)
       "training": {...},        # optional: optimizer, step, ... for resuming
@@ -24,10 +24,12 @@ from pathlib import Path
 import torch
 
 from ..resources import DEFAULT_WEIGHTS, default_weights
-from .liteflownet import LEVELS, RGB_MEAN, LiteFlowNet, count_parameters
+from .liteflownet import IMAGE_MEANS, LEVELS, LiteFlowNet, count_parameters
 
 FORMAT = "lfn_ros-checkpoint"
-FORMAT_VERSION = 1
+#: 2: LiteFlowNet as published (issue 17): M's activation got its own module, so M's convs are
+#: ``main.0..3`` (version 1: ``main.1..4``, after a parameter-free ``main.0``); see migrate_state_dict.
+FORMAT_VERSION = 2
 ARCHITECTURE = "LiteFlowNet"
 #: Finest levels the model accepts (LiteFlowNet's NetE levels).
 FINEST_LEVELS = LEVELS
@@ -77,7 +79,7 @@ def save_checkpoint(path, model: LiteFlowNet, card: dict | None = None, training
         "format_version": FORMAT_VERSION,
         "architecture": ARCHITECTURE,
         "parameter_count": count_parameters(model),
-        "input": {"color": "RGB", "range": [0.0, 1.0], "mean": list(RGB_MEAN)},
+        "input": {"color": "RGB", "range": [0.0, 1.0], "means": {role: list(m) for role, m in IMAGE_MEANS.items()}},
         "card": dict(card or {}),
         "state_dict": state,
     }
@@ -96,7 +98,8 @@ def save_checkpoint(path, model: LiteFlowNet, card: dict | None = None, training
 
 
 def read_checkpoint(path) -> dict:
-    """Load and validate a checkpoint dict; raises WeightsError naming the file and the problem."""
+    """Load and validate a checkpoint dict, its state dict under today's names
+    (:func:`migrate_state_dict`); raises WeightsError naming the file and the problem."""
     path = Path(path)
     if not path.exists():
         raise WeightsError(f"weights file {path} does not exist")
@@ -122,7 +125,23 @@ def read_checkpoint(path) -> dict:
         raise WeightsError(f"weights file {path} holds architecture {payload.get('architecture')!r}, expected {ARCHITECTURE!r}")
     if not isinstance(payload.get("state_dict"), dict):
         raise WeightsError(f"weights file {path} has no state_dict")
+    payload["state_dict"] = migrate_state_dict(payload["state_dict"], int(payload.get("format_version", 1)))
     return payload
+
+
+def migrate_state_dict(state: dict, format_version: int) -> dict:
+    """A checkpoint's state dict under today's parameter names. Version 1 named descriptor
+    matching's convs ``matching.levelK.main.{1..4}`` (``main.0`` was its LeakyReLU); version 2
+    ``main.{0..3}``. Nothing else changed, so the values are the same tensors."""
+    if format_version >= 2:
+        return state
+    migrated = {}
+    for name, tensor in state.items():
+        parts = name.split(".")
+        if parts[0] == "matching" and len(parts) > 3 and parts[2] == "main":
+            parts[3] = str(int(parts[3]) - 1)
+        migrated[".".join(parts)] = tensor
+    return migrated
 
 
 def apply_state_dict(model: LiteFlowNet, state: dict, source: str = "state dict") -> None:

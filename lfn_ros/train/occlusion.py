@@ -48,6 +48,7 @@ def f1_score(tp: int, fp: int, fn: int) -> dict:
 def forward_pass(model, image1: torch.Tensor, image2: torch.Tensor, precision: str):
     """(first, second, finest forward NetE flow, flow in input pixels) for a batch, no gradients."""
     with precisions.autocast(image1.device, precision):
+        # Stream encodings (one mean per frame), as the engine gives the head at run time.
         first, second = model.encode(torch.cat([image1, image2])).split(image1.shape[0])
         finest = model.decode(first, second)[-1].float()
     return first, second, finest, model.to_pixels(finest, first.input_size)

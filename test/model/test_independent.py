@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from lfn_ros.io import shifted_pair
-from lfn_ros.model.liteflownet import RGB_MEAN
+from lfn_ros.model.liteflownet import IMAGE_MEANS
 from lfn_ros.model.weights import load_model
 
 H, W = 96, 128  # multiples of 32: no resize; level 6 is 3x4
@@ -72,8 +72,9 @@ def downsample(image, factor):
 def level6(params, image1, image2):
     """Flow at level 6 (NetE units, pixels / 20) of LiteFlowNet with ``params`` (name -> array)."""
     p = lambda name: params[name]  # noqa: E731
-    def netc(image):
-        x = (image.transpose(2, 0, 1) / 255.0) - np.array(RGB_MEAN)[:, None, None]
+    def netc(image, role):
+        # The published model subtracts its own mean from each image of the pair.
+        x = (image.transpose(2, 0, 1) / 255.0) - np.array(IMAGE_MEANS[role])[:, None, None]
         f = leaky(conv(x, p("netc.level1.0.weight"), p("netc.level1.0.bias")))
         for name, stride in (("netc.level2.0", 2), ("netc.level2.1", 1), ("netc.level2.2", 1), ("netc.level3.0", 2),
                              ("netc.level3.1", 1), ("netc.level4.0", 2), ("netc.level4.1", 1)):
@@ -81,17 +82,17 @@ def level6(params, image1, image2):
         f = leaky(conv(f, p("netc.level5.0.weight"), p("netc.level5.0.bias"), 2))
         return leaky(conv(f, p("netc.level6.0.weight"), p("netc.level6.0.bias"), 2)), x
 
-    f1, x1 = netc(image1)
-    f2, x2 = netc(image2)
+    f1, x1 = netc(image1, "first")
+    f2, x2 = netc(image2, "second")
     channels, h, w = f1.shape
     # M: correlation over displacements -3..3 (rows, then columns), mean over channels
     padded = np.pad(f2, ((0, 0), (3, 3), (3, 3)))
     cost = np.stack([(f1 * padded[:, 3 + dy:3 + dy + h, 3 + dx:3 + dx + w]).mean(0)
                      for dy in range(-3, 4) for dx in range(-3, 4)])
     t = leaky(cost)
-    for i in (1, 2, 3):
+    for i in (0, 1, 2):
         t = leaky(conv(t, p(f"matching.level6.main.{i}.0.weight"), p(f"matching.level6.main.{i}.0.bias")))
-    flow = conv(t, p("matching.level6.main.4.weight"), p("matching.level6.main.4.bias"))
+    flow = conv(t, p("matching.level6.main.3.weight"), p("matching.level6.main.3.bias"))
     # S: f-warp of the second features by the flow in level-6 pixels (x 20 / 32), then a residual
     warped = backward_warp(f2, flow * 20 / 32)
     t = np.concatenate([f1, warped, flow])
@@ -99,7 +100,10 @@ def level6(params, image1, image2):
         t = leaky(conv(t, p(f"subpixel.level6.main.{i}.0.weight"), p(f"subpixel.level6.main.{i}.0.bias")))
     flow = flow + conv(t, p("subpixel.level6.main.3.weight"), p("subpixel.level6.main.3.bias"))
     # R: f-lcon from the brightness error, the mean-free flow and the first features
-    i1, i2 = downsample(x1, 32), downsample(x2, 32)
+    # The image pyramid halves level by level (levels 2..6: five halvings to stride 32).
+    i1, i2 = x1, x2
+    for _ in range(5):
+        i1, i2 = downsample(i1, 2), downsample(i2, 2)
     brightness = np.sqrt(((i1 - backward_warp(i2, flow * 20 / 32)) ** 2).sum(0, keepdims=True) + 1e-8)
     t = np.concatenate([brightness, flow - flow.mean(axis=(1, 2), keepdims=True), f1])
     for i in range(6):

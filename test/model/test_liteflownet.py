@@ -82,8 +82,18 @@ def test_encode_estimate_equals_forward(model):
     a, b = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         direct = model(a, b)
-        split = model.estimate(model.encode(a), model.encode(b))
+        split = model.estimate(*model.encode_pair(a, b))
     torch.testing.assert_close(direct, split, rtol=1e-5, atol=1e-6)
+
+
+def test_each_image_of_a_pair_has_its_own_mean_and_a_stream_frame_the_midpoint(model):
+    image = torch.rand(1, 3, 64, 64)
+    first, second, stream = (model.preprocess(image, role=r) for r in ("first", "second", "stream"))
+    # The published means differ by about 0.001 per channel; the stream mean lies between them.
+    assert 5e-4 < (second - first).abs().max() < 2e-3
+    torch.testing.assert_close(stream, (first + second) / 2, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="role"):
+        model.preprocess(image, role="left")
 
 
 def test_input_validation(model):
