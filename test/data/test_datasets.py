@@ -25,9 +25,11 @@ EXPECTED_PAIRS = {
     "Sintel-clean": 5,
     "Sintel-final": 4,
     "FlyingChairs": 9,
-    "Middlebury": 1,
+    "Middlebury": 2,  # Dimetrodon, RubberWhale
     "KITTI2012-noc": 1,
     "KITTI2012-occ": 1,
+    "KITTI2015-noc": 1,  # 000010, official layout (training/image_2, flow_noc, flow_occ)
+    "KITTI2015-occ": 1,
 }
 EXPECTED_SIZE = {  # (H, W)
     "Sintel-clean": (436, 1024),
@@ -36,6 +38,8 @@ EXPECTED_SIZE = {  # (H, W)
     "Middlebury": (388, 584),
     "KITTI2012-noc": (376, 1241),
     "KITTI2012-occ": (376, 1241),
+    "KITTI2015-noc": (375, 1242),
+    "KITTI2015-occ": (375, 1242),
 }
 
 
@@ -107,7 +111,7 @@ def test_sintel_files_masks_and_frame_pairing(shared_data, found):
 
 
 def test_middlebury_unknown_pixels_are_invalid(shared_data, found):
-    sample = found["Middlebury"][0]()
+    sample = {s.name: s for s in found["Middlebury"]}["RubberWhale"]()
     raw = read_flo(shared_data / "Middlebury/RubberWhale/flow10.flo")
     unknown = (np.abs(raw) > 1e9).any(axis=2)
     assert unknown.sum() == 3622  # RubberWhale's unknown pixels
