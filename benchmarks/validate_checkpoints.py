@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lfn_ros.evaluate.metrics import MOTION_BINS  # noqa: E402
 from lfn_ros.model.weights import load_model  # noqa: E402
 from lfn_ros.train.validation import BUCKETS, validate  # noqa: E402
 
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "validation_checkpoints.json"))
     args = parser.parse_args(argv)
-    names = [name for name, _, _ in BUCKETS]
+    names = [name for name, _, _ in BUCKETS + MOTION_BINS]  # fractions of the width, then pixels
     print(f"{'checkpoint':<44}{'steps':>7}{'EPE':>8}" + "".join(f"{n:>10}" for n in names))
     rows = {}
     for path in args.checkpoints:

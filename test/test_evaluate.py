@@ -12,7 +12,9 @@ import pytest
 from lfn_ros.data.datasets import discover
 from lfn_ros.evaluate import (
     METHODS,
+    MOTION_BINS,
     MethodUnavailable,
+    add_counts,
     add_parser,
     endpoint_error,
     error_counts,
@@ -44,6 +46,28 @@ def test_constant_offset_gives_exact_epe():
     assert m["fl_all"] == 100.0  # 5 > 3 px and 5 > 5 % of |0|
     m = endpoint_error(gt + np.array([0.6, 0.8], np.float32), gt)
     assert m["epe"] == pytest.approx(1.0, abs=1e-6) and m["3px"] == 1.0 and m["fl_all"] == 0.0
+
+
+def test_motion_bins_score_pixels_by_their_true_motion():
+    # Three columns of true motion 5, 25 and 60 px with errors 1, 2 and 4 px: each bin sees its own.
+    gt = np.zeros((3, 3, 2), np.float32)
+    gt[:, 0, 0], gt[:, 1, 0], gt[:, 2, 1] = 5.0, 25.0, 60.0
+    pred = gt.copy()
+    pred[:, 0, 1] += 1.0
+    pred[:, 1, 0] += 2.0
+    pred[:, 2, 0] += 4.0
+    m = endpoint_error(pred, gt)
+    assert [name for name, _, _ in MOTION_BINS] == ["s0-10", "s10-40", "s40+"]
+    assert (m["epe_s0-10"], m["epe_s10-40"], m["epe_s40+"]) == pytest.approx((1.0, 2.0, 4.0))
+    assert m["n_s0-10"] == m["n_s10-40"] == m["n_s40+"] == 3
+    # The edges: 10 px belongs to s10-40, 40 px to s40+; a bin without pixels is NaN, not 0.
+    edge = np.zeros((1, 2, 2), np.float32)
+    edge[0, 0, 0], edge[0, 1, 0] = 10.0, 40.0
+    m = endpoint_error(edge, edge)
+    assert m["n_s10-40"] == 1 and m["n_s40+"] == 1 and math.isnan(m["epe_s0-10"])
+    # Summed counts give pixel-weighted bins over pairs.
+    total = add_counts(add_counts({}, error_counts(pred, gt)), error_counts(edge, edge))
+    assert summarize_errors(total)["epe_s10-40"] == pytest.approx((3 * 2.0 + 0.0) / 4)
 
 
 def test_fl_all_needs_both_absolute_and_relative_error():
@@ -90,7 +114,7 @@ def test_counts_sum_over_pairs_like_one_big_pair():
         total[key] += value
     joined = endpoint_error(np.concatenate([a, c]), np.concatenate([b, d]))
     for key, value in summarize_errors(total).items():
-        assert value == pytest.approx(joined[key])
+        assert value == pytest.approx(joined[key], nan_ok=True)  # no pixel moves 40 px: s40+ is NaN
 
 
 # ------------------------------------------------------------------------- occlusion
@@ -121,12 +145,11 @@ def found(shared_data):
 
 
 def _dataset_epe(method, loaders):
-    errors = {"n": 0, "epe_sum": 0.0, "lt1": 0, "lt3": 0, "lt5": 0, "fl": 0}
+    errors = {"n": 0}
     for loader in loaders:
         sample = loader()
         flow, _ = method.fn(sample.image1, sample.image2)
-        for key, value in error_counts(flow, sample.flow, sample.valid).items():
-            errors[key] += value
+        add_counts(errors, error_counts(flow, sample.flow, sample.valid))
     return summarize_errors(errors)["epe"]
 
 

@@ -4,6 +4,10 @@
     1/3/5px  fraction of valid pixels with EPE < 1, 3, 5 pixels (tables print them as %).
     Fl-all   percentage of valid pixels with EPE > 3 px AND EPE > 5 % of |gt| (KITTI's outlier
              definition; "all" because KITTI applies it to all pixels of its GT file).
+    s0-10, s10-40, s40+
+             EPE over the valid pixels whose TRUE motion |gt| is below 10 px, 10-40 px, or 40 px
+             and more (MPI-Sintel's speed bins, Butler et al. 2012): small motion and sub-pixel
+             precision apart from large motion (issue 15).
     occlusion precision / recall / F1 of a predicted mask against a ground-truth mask.
 
 The ``*_counts`` functions return summable pixel counts, so metrics over several pairs are
@@ -33,6 +37,10 @@ def _as_mask(name: str, mask, shape) -> np.ndarray:
     return mask.astype(bool, copy=False)
 
 
+#: Sintel's speed bins: (name, low, high) of the true motion |gt| in pixels, low <= |gt| < high.
+MOTION_BINS = (("s0-10", 0.0, 10.0), ("s10-40", 10.0, 40.0), ("s40+", 40.0, float("inf")))
+
+
 def error_counts(pred, gt, valid=None) -> dict:
     """Summable error statistics of one pair (add them over pairs, then :func:`summarize_errors`).
 
@@ -42,7 +50,8 @@ def error_counts(pred, gt, valid=None) -> dict:
 
     Returns:
         dict n (valid pixels), epe_sum, lt1, lt3, lt5 (pixel counts with EPE < 1/3/5), fl
-        (pixel count with EPE > 3 and EPE > 0.05 |gt|).
+        (pixel count with EPE > 3 and EPE > 0.05 |gt|), and per motion bin B of MOTION_BINS
+        ``n_B`` (valid pixels in it) and ``epe_sum_B``.
     """
     pred, gt = _as_flow("pred", pred), _as_flow("gt", gt)
     if pred.shape != gt.shape:
@@ -51,7 +60,7 @@ def error_counts(pred, gt, valid=None) -> dict:
     diff = pred[valid].astype(np.float64) - gt[valid].astype(np.float64)
     epe = np.sqrt((diff ** 2).sum(axis=1))
     magnitude = np.sqrt((gt[valid].astype(np.float64) ** 2).sum(axis=1))
-    return {
+    counts = {
         "n": int(epe.size),
         "epe_sum": float(epe.sum()),
         "lt1": int((epe < 1.0).sum()),
@@ -59,15 +68,36 @@ def error_counts(pred, gt, valid=None) -> dict:
         "lt5": int((epe < 5.0).sum()),
         "fl": int(((epe > 3.0) & (epe > 0.05 * magnitude)).sum()),
     }
+    for name, low, high in MOTION_BINS:
+        inside = (magnitude >= low) & (magnitude < high)
+        counts[f"n_{name}"] = int(inside.sum())
+        counts[f"epe_sum_{name}"] = float(epe[inside].sum())
+    return counts
+
+
+def add_counts(total: dict, counts: dict) -> dict:
+    """``total`` += ``counts`` key by key (missing keys start at 0); returns ``total``."""
+    for key, value in counts.items():
+        total[key] = total.get(key, 0) + value
+    return total
+
+
+def bin_epes(counts: dict) -> dict:
+    """{"epe_<bin>": EPE over that motion bin, NaN where it has no pixel} from (summed) counts."""
+    return {f"epe_{name}": (counts.get(f"epe_sum_{name}", 0.0) / counts[f"n_{name}"]
+                            if counts.get(f"n_{name}") else float("nan"))
+            for name, _, _ in MOTION_BINS}
 
 
 def summarize_errors(counts: dict) -> dict:
     """Metrics from (summed) :func:`error_counts`: epe (px), 1px / 3px / 5px (fractions in
-    [0, 1]), fl_all (percent in [0, 100]), n. NaN when there is no valid pixel."""
+    [0, 1]), fl_all (percent in [0, 100]), n, and epe_s0-10 / epe_s10-40 / epe_s40+ (px) with
+    n_s0-10 / ... (pixels per bin). NaN when there is no valid pixel (in the bin)."""
     n = counts["n"]
+    bins = {**bin_epes(counts), **{f"n_{name}": int(counts.get(f"n_{name}", 0)) for name, _, _ in MOTION_BINS}}
     if n == 0:
         nan = float("nan")
-        return {"epe": nan, "1px": nan, "3px": nan, "5px": nan, "fl_all": nan, "n": 0}
+        return {"epe": nan, "1px": nan, "3px": nan, "5px": nan, "fl_all": nan, "n": 0, **bins}
     return {
         "epe": counts["epe_sum"] / n,
         "1px": counts["lt1"] / n,
@@ -75,6 +105,7 @@ def summarize_errors(counts: dict) -> dict:
         "5px": counts["lt5"] / n,
         "fl_all": 100.0 * counts["fl"] / n,
         "n": n,
+        **bins,
     }
 
 
@@ -92,6 +123,8 @@ def endpoint_error(pred, gt, valid=None) -> dict:
             1px, 3px, 5px: fraction (0..1) of valid pixels with EPE < 1, 3, 5 px.
             fl_all: PERCENT (0..100) of valid pixels with EPE > 3 px and EPE > 5 % of |gt|.
             n: number of valid pixels.
+            epe_s0-10, epe_s10-40, epe_s40+: EPE over the valid pixels of each MOTION_BINS bin
+            of the true motion, pixels; n_s0-10, ...: their pixel counts.
         Values are NaN when no pixel is valid.
     """
     return summarize_errors(error_counts(pred, gt, valid))

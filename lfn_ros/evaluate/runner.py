@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.datasets import FlowSample, SampleLoader, discover
 from .methods import FARNEBACK_PARAMS, METHODS, Method, MethodUnavailable, make_method
-from .metrics import error_counts, occlusion_counts, summarize_errors, summarize_occlusion
+from .metrics import MOTION_BINS, add_counts, error_counts, occlusion_counts, summarize_errors, summarize_occlusion
 from .report import format_table, plot_results, sanitize, size_text
 
 
@@ -116,7 +116,7 @@ class DatasetScore:
     """Summed error and occlusion counts of one method over one dataset's pairs."""
 
     def __init__(self) -> None:
-        self.errors = {"n": 0, "epe_sum": 0.0, "lt1": 0, "lt3": 0, "lt5": 0, "fl": 0}
+        self.errors: dict = {"n": 0}
         self.occlusion = {"tp": 0, "fp": 0, "fn": 0}
         self.has_occlusion = False
         self.times: list = []
@@ -124,8 +124,7 @@ class DatasetScore:
 
     def add(self, name: str, sample: FlowSample, flow: np.ndarray, occlusion, ms: float) -> None:
         counts = error_counts(flow, sample.flow, sample.valid)
-        for key, value in counts.items():
-            self.errors[key] += value
+        add_counts(self.errors, counts)
         self.times.append(ms)
         entry = {"name": name, **summarize_errors(counts), "ms": ms}
         if occlusion is not None and sample.occlusion is not None:
@@ -167,7 +166,8 @@ def summarize(results: dict, selected: dict) -> dict:
     rows = {}
     for name in results["methods"]:
         row = {}
-        for key in ("epe", "1px", "3px", "5px", "fl_all", "ms_per_pair", "occ_precision", "occ_recall", "occ_f1"):
+        for key in ("epe", "1px", "3px", "5px", "fl_all", *(f"epe_{b}" for b, _, _ in MOTION_BINS), "ms_per_pair",
+                    "occ_precision", "occ_recall", "occ_f1"):
             values = [results["datasets"][d]["methods"][name].get(key) for d in counted]
             values = [v for v in values if v is not None and math.isfinite(v)]
             row[key] = float(np.mean(values)) if values else None
@@ -227,7 +227,8 @@ def evaluate(
         dict: root, device, methods (run), labels, skipped {method: reason}, lfn_ros (card,
         model, weights_sha256), farneback_params, datasets {name: {pairs, size, methods {method:
         metrics}}}, all {datasets, left_out, methods {method: metrics}}. Per-method metrics: epe,
-        1px, 3px, 5px (fractions), fl_all (%), n (pixels), ms_per_pair, pairs, occ_precision,
+        1px, 3px, 5px (fractions), fl_all (%), n (pixels), epe_s0-10 / epe_s10-40 / epe_s40+
+        (px, over the pixels of each true-motion bin), ms_per_pair, pairs, occ_precision,
         occ_recall, occ_f1 (None without occlusion GT or prediction), per_pair [...].
 
     Raises:

@@ -6,8 +6,9 @@ It is drawn from the default :class:`SyntheticConfig` (the heavy-tailed motion d
 docs/training.md) with its own seed, at 512x384 (FlyingChairs' size), larger than the training
 crops so the motions reach further in pixels than any crop trained on.
 
-EPE is reported overall and by displacement as a fraction of the frame width, the buckets
-docs/training.md uses for the histogram: < 1 %, 1-4 %, 4-10 %, >= 10 % of the width.
+EPE is reported overall, by displacement as a fraction of the frame width (the buckets
+docs/training.md uses for the histogram: < 1 %, 1-4 %, 4-10 %, >= 10 % of the width), and in
+the evaluation's true-motion bins in pixels (s0-10, s10-40, s40+; lfn_ros.evaluate.metrics).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from ..data.synthetic import SyntheticConfig, SyntheticFlow
 from .. import precision as precisions
+from ..evaluate.metrics import MOTION_BINS
 
 #: Validation frame size (H, W) and seed; the seed is far from any training seed.
 SIZE = (384, 512)
@@ -39,29 +41,33 @@ def validation_pairs(pairs: int = 48, size: tuple = SIZE, seed: int = SEED, devi
 def validate(model, pairs: int = 48, precision: str = "fp32", device=None) -> dict:
     """EPE (pixels) of ``model`` on the validation pairs, overall and per bucket.
 
-    Returns {"epe": float, "epe_<bucket>": float, ..., "pairs": int}. The model runs at its own
+    Returns {"epe": float, "epe_<bucket>": float, ..., "epe_s0-10": float, ..., "pairs": int}
+    (a bucket or bin without pixels is NaN). The model runs at its own
     ``finest_level`` in ``precision`` (a resolved name), in eval mode; its mode is restored."""
     device = torch.device(device or next(model.parameters()).device)
     was_training = model.training
     model.eval()
-    sums = {name: 0.0 for name, _, _ in BUCKETS}
-    counts = {name: 0 for name, _, _ in BUCKETS}
+    # Fractions of the width, then pixels: one loop over both kinds of bin.
+    bins = [(name, low, high, True) for name, low, high in BUCKETS] + [(name, low, high, False) for name, low, high in MOTION_BINS]
+    sums = {name: 0.0 for name, *_ in bins}
+    counts = {name: 0 for name, *_ in bins}
     total, n = 0.0, 0
     try:
         for batch in validation_pairs(pairs, device=device):
             with precisions.autocast(device, precision):
                 flow = model(batch["image1"], batch["image2"])
             error = (flow.float() - batch["flow"]).norm(dim=1)
-            magnitude = batch["flow"].norm(dim=1) / batch["flow"].shape[-1]
+            pixels = batch["flow"].norm(dim=1)
             total += float(error.sum())
             n += error.numel()
-            for name, low, high in BUCKETS:
+            for name, low, high, of_width in bins:
+                magnitude = pixels / batch["flow"].shape[-1] if of_width else pixels
                 inside = (magnitude >= low) & (magnitude < high)
                 sums[name] += float(error[inside].sum())
                 counts[name] += int(inside.sum())
     finally:
         model.train(was_training)
     result = {"epe": total / max(n, 1), "pairs": pairs}
-    for name, _, _ in BUCKETS:
+    for name, *_ in bins:
         result[f"epe_{name}"] = sums[name] / counts[name] if counts[name] else float("nan")
     return result
