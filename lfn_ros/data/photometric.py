@@ -1,4 +1,4 @@
-"""Photometric augmentation of synthetic pairs (lfn_ros.data.synthetic): changes no geometry."""
+"""Photometric augmentation and motion blur of synthetic pairs (lfn_ros.data.synthetic): they change no geometry."""
 
 from __future__ import annotations
 
@@ -59,3 +59,35 @@ def _gaussian_blur(image: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     x = F.conv2d(x, kernel.view(B * C, 1, 1, -1), groups=B * C)
     x = F.conv2d(x, kernel.view(B * C, 1, -1, 1), groups=B * C)
     return x.view(B, C, H, W)
+
+
+def motion_blur_pair(rng, image1: torch.Tensor, image2: torch.Tensor, motion1: torch.Tensor, motion2: torch.Tensor):
+    """Motion blur of some pairs (config.motion_blur_*): each pixel averages the frame along its
+    own motion, over the exposure centred on the frame time. motion1 / motion2: (B, 2, H, W)
+    pixels per frame interval at frame 1 / frame 2. The two frames share the exposure (one camera)."""
+    cfg, B = rng.config, image1.shape[0]
+    chosen = rng._rand(B) < cfg.motion_blur_prob
+    exposure = rng._uniform(cfg.motion_blur_exposure[0], cfg.motion_blur_exposure[1], B)
+    if not bool(chosen.any()):
+        return image1, image2
+    index = chosen.nonzero().flatten()
+    out1, out2 = image1.clone(), image2.clone()
+    out1[index] = motion_blur(image1[index], motion1[index], exposure[index], cfg.motion_blur_taps)
+    out2[index] = motion_blur(image2[index], motion2[index], exposure[index], cfg.motion_blur_taps)
+    return out1, out2
+
+
+def motion_blur(image: torch.Tensor, motion: torch.Tensor, exposure: torch.Tensor, taps: int) -> torch.Tensor:
+    """(B, C, H, W) image averaged over ``taps`` samples at p + s * exposure * motion(p),
+    s evenly in [-1/2, 1/2]; exposure (B,) in [0, 1]; edges replicate."""
+    B, C, H, W = image.shape
+    ys = torch.arange(H, device=image.device, dtype=image.dtype).view(1, H, 1)
+    xs = torch.arange(W, device=image.device, dtype=image.dtype).view(1, 1, W)
+    reach = motion * exposure.view(B, 1, 1, 1)
+    total = torch.zeros_like(image)
+    for s in torch.linspace(-0.5, 0.5, max(int(taps), 1)).tolist():
+        gx = (xs + s * reach[:, 0]) * (2.0 / max(W - 1, 1)) - 1.0
+        gy = (ys + s * reach[:, 1]) * (2.0 / max(H - 1, 1)) - 1.0
+        total = total + F.grid_sample(image, torch.stack([gx, gy], -1), mode="bilinear", padding_mode="border",
+                                      align_corners=True)
+    return total / max(int(taps), 1)

@@ -39,7 +39,8 @@ So frame 2 warped back by the flow reproduces frame 1 on every non-occluded pixe
 bilinear interpolation of the warp and the one-pixel anti-aliased edges (see the tests). Flow
 is in pixels, ``(B, 2, H, W)``, channel 0 = x, channel 1 = y, frame 1 -> frame 2.
 
-Photometric augmentation (brightness, contrast, gamma, channel gains, Gaussian noise) and blur
+Motion blur (along each pixel's own motion, the shutter open around the frame time), then
+photometric augmentation (brightness, contrast, gamma, channel gains, Gaussian noise) and blur
 are applied to the rendered frames afterwards, with parameters that differ slightly between the
 two frames; they change no geometry. ``SyntheticConfig(augment=False)`` switches them off.
 
@@ -55,7 +56,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .photometric import augment_pair
+from .photometric import augment_pair, motion_blur_pair
 from .synthetic_config import SyntheticConfig
 from .textures import bundled_texture_files, layer_textures, load_photo_bank
 
@@ -152,6 +153,8 @@ class SyntheticFlow:
         p: dict = {}
         self._layout(p, B, L, H, W, fg)
         self._affine(p, B, L, W, fg)
+        if self.config.fast_object_prob > 0:
+            self._fast_objects(p, B, L, H, W)
         self._nonrigid(p, B, L, H, W)
         self._shapes(p, B, L, H, W)
         self._texture_maps(p, B, L)
@@ -164,6 +167,7 @@ class SyntheticFlow:
         count = torch.floor(self._uniform(cfg.layers[0], cfg.layers[1] + 1 - 1e-6, B, 1))
         slot = torch.arange(L, device=self.device).view(1, L)
         p["enabled"] = (slot == 0) | (slot <= count)
+        p["count"] = count
         cx = self._uniform(-0.1 * W, 1.1 * W, B, L) * fg + bg * (W - 1) / 2
         cy = self._uniform(-0.1 * H, 1.1 * H, B, L) * fg + bg * (H - 1) / 2
         p["c"] = torch.stack([cx, cy], -1)
@@ -195,6 +199,27 @@ class SyntheticFlow:
         det = m00 * m11 - m01 * m10
         p["Minv"] = torch.stack([m11 / det, -m01 / det, -m10 / det, m00 / det], -1)
 
+    def _fast_objects(self, p: dict, B: int, L: int, H: int, W: int) -> None:
+        """Fast objects (config.fast_*): the front-most foreground layers of some samples move
+        fast relative to the background, and their centres are placed so that the middle of
+        the path lies inside the frame (a fast object is seen in both frames, mostly)."""
+        cfg = self.config
+        has = self._rand(B, 1) < cfg.fast_object_prob
+        lo, hi = cfg.fast_objects
+        number = torch.floor(self._uniform(lo, hi + 1 - 1e-6, B, 1))
+        slot = torch.arange(L, device=self.device).view(1, L)
+        fast = has & p["enabled"] & (slot >= 1) & (slot > p["count"] - number)
+        cap = cfg.fast_motion_max_width * W
+        low, high = min(cfg.fast_motion[0], cap), min(cfg.fast_motion[1], cap)
+        magnitude = self._log_uniform(max(low, 1e-3), max(high, 1e-3), B, L) * cfg.motion_scale
+        direction = self._uniform(0.0, 2 * math.pi, B, L)
+        relative = torch.stack([magnitude * torch.cos(direction), magnitude * torch.sin(direction)], -1)
+        middle = torch.stack([self._uniform(0.15, 0.85, B, L) * (W - 1), self._uniform(0.15, 0.85, B, L) * (H - 1)], -1)
+        mask = fast.unsqueeze(-1)
+        p["t"] = torch.where(mask, p["t"][:, :1] + relative, p["t"])
+        p["c"] = torch.where(mask, middle - relative / 2, p["c"])
+        p["fast"] = fast
+
     def _nonrigid(self, p: dict, B: int, L: int, H: int, W: int) -> None:
         """Non-rigid coupling shears f, g, h: two sinusoids each, slope-capped."""
         cfg, K = self.config, 2
@@ -212,6 +237,8 @@ class SyntheticFlow:
         p["shape"] = torch.multinomial(torch.tensor(cfg.shape_probs, device=self.device, dtype=torch.float32).expand(B * L, 3),
                                        1, generator=self.generator).view(B, L)
         radius = self._uniform(cfg.radius[0], cfg.radius[1], B, L) * min(H, W)
+        if "fast" in p:  # fast objects are small enough to move far inside the frame
+            radius = torch.where(p["fast"], self._uniform(cfg.fast_radius[0], cfg.fast_radius[1], B, L) * min(H, W), radius)
         aspect = self._log_uniform(cfg.aspect[0], cfg.aspect[1], B, L).sqrt()
         rx, ry = radius * aspect, radius / aspect
         p["r"] = torch.stack([rx, ry], -1)
@@ -370,7 +397,7 @@ class SyntheticFlow:
         rasters = self.shape_rasters(p)
         image1, inside1 = self._render(p, rasters, textures, gx, gy)
         x1, y1 = self.inverse_map(p, gx, gy)
-        image2, _ = self._render(p, rasters, textures, x1, y1)
+        image2, inside2 = self._render(p, rasters, textures, x1, y1)
 
         # Flow of the visible (front-most inside) layer.
         layer = torch.arange(L, device=self.device).view(1, L, 1, 1)
@@ -386,6 +413,11 @@ class SyntheticFlow:
         covered = (self.signed_distance(p, rasters, bx, by) < 0) & (layer > visible)
         occlusion = outside | covered.any(dim=1, keepdim=True)
 
+        if self.config.motion_blur_prob > 0:
+            # Frame 2's pixel p shows the front-most layer inside there; it came from x1, y1.
+            visible2 = torch.where(inside2, layer, torch.zeros_like(layer)).amax(dim=1, keepdim=True)
+            motion2 = torch.cat([grid_x - x1.gather(1, visible2), grid_y - y1.gather(1, visible2)], dim=1)
+            image1, image2 = motion_blur_pair(self, image1, image2, flow, motion2)
         if self.config.augment:
             image1, image2 = augment_pair(self, image1, image2)
         valid = torch.isfinite(flow).all(dim=1, keepdim=True)

@@ -46,6 +46,22 @@ class SyntheticConfig:
         motion_scale: multiplies every length of the motion (translation, large motion, non-rigid
             amplitude); raise it when training at a larger resolution.
 
+    Fast objects (issue 15: large motion of objects *against* their background)
+        fast_object_prob: probability that a sample has fast objects: its ``fast_objects``
+            front-most foreground layers (inclusive range) move by ``fast_motion`` pixels
+            relative to the background (log-uniform; capped at ``fast_motion_max_width`` of the
+            frame width so start and end fit in the frame), are drawn with ``fast_radius``
+            (fraction of min(H, W)) and are placed so that the middle of their path lies in the
+            central 70 % of the frame. 0 turns them off and draws no extra numbers (earlier
+            configurations give the same samples as before).
+
+    Final-pass effects
+        motion_blur_prob, motion_blur_exposure, motion_blur_taps: probability that a sample is
+            rendered with motion blur, the shutter's open fraction of the frame interval
+            (uniform range), and the taps along each pixel's own motion (frame 1: its flow;
+            frame 2: the motion of the layer visible there). The flow is that of the frame
+            times, as in Sintel's final pass.
+
     Photometry (``augment=False`` disables all of it and the blur)
         brightness: additive offset in [-b, b]; contrast: factor (log-uniform); gamma: exponent
             (log-uniform); color: per-channel gain in [1 - c, 1 + c]; noise: Gaussian sigma
@@ -86,6 +102,16 @@ class SyntheticConfig:
     nonrigid_max_slope: float = 0.3
     motion_scale: float = 1.0
 
+    fast_object_prob: float = 0.0
+    fast_objects: tuple = (1, 2)
+    fast_motion: tuple = (40.0, 250.0)
+    fast_motion_max_width: float = 0.6
+    fast_radius: tuple = (0.05, 0.18)
+
+    motion_blur_prob: float = 0.0
+    motion_blur_exposure: tuple = (0.2, 0.8)
+    motion_blur_taps: int = 9
+
     augment: bool = True
     brightness: float = 0.1
     contrast: tuple = (0.7, 1.35)
@@ -105,6 +131,21 @@ class SyntheticConfig:
         values.update(overrides)
         return cls(**values)
 
+    @classmethod
+    def round3(cls, **overrides) -> "SyntheticConfig":
+        """Round 3's data (issue 15): the heavy-tailed motion of round 2 plus fast objects in half
+        of the samples and motion blur in a third, a little more brightness change between the
+        frames. Why these ranges: docs/training.md ("Round 3's data")."""
+        values = dict(fast_object_prob=0.5, motion_blur_prob=0.35,
+                      frame_delta={"brightness": 0.04, "contrast": 0.05, "gamma": 0.04, "color": 0.03})
+        values.update(overrides)
+        return cls(**values)
+
     def to_dict(self) -> dict:
         """Plain-Python copy (for the weights card)."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+#: The named synthetic data sets (``lfn-ros train --motion NAME``, the validation sets): round 2's
+#: heavy-tailed motion, round 1's (for comparisons), round 3's (heavy + fast objects + motion blur).
+PRESETS = {"heavy": SyntheticConfig, "round1": SyntheticConfig.round1, "round3": SyntheticConfig.round3}

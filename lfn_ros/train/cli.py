@@ -20,7 +20,7 @@ import sys
 import torch
 
 from ..precision import CHOICES as PRECISIONS
-from .config import TrainConfig, parse_size
+from .config import MOTIONS, TrainConfig, parse_size
 
 
 def _sizes(text: str) -> tuple:
@@ -60,8 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finest-level", type=int, default=d.finest_level, choices=(2, 3, 4, 5, 6),
                    help="finest NetE level trained (stage-wise: 3 first, then 2)")
     p.add_argument("--robust", action="store_true", help="robust penalty (|d|_1 + 0.01)^0.4 instead of the EPE")
-    p.add_argument("--motion", default=d.motion, choices=("heavy", "round1"),
-                   help="synthetic motion distribution: heavy-tailed (default) or round 1's (for comparisons)")
+    p.add_argument("--motion", default=d.motion, choices=MOTIONS,
+                   help="synthetic data: heavy-tailed motion (round 2), round 1's (for comparisons), or round 3's "
+                        "(heavy + fast objects against the background + motion blur; docs/training.md)")
     p.add_argument("--motion-scale", type=float, default=d.motion_scale, help="scale of all synthetic motions")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--precision", default=d.precision, choices=PRECISIONS,

@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..data.synthetic_config import PRESETS
 from ..precision import CHOICES as PRECISION_CHOICES
+
+#: Names of the synthetic data sets a run can train on (``--motion``).
+MOTIONS = tuple(PRESETS)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -95,8 +99,8 @@ class TrainConfig:
             raise ValueError("the one-cycle schedule needs the planned steps (--steps) or time (--minutes)")
         if self.precision not in PRECISION_CHOICES:
             raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {self.precision!r}")
-        if self.motion not in ("heavy", "round1"):
-            raise ValueError(f"motion must be 'heavy' or 'round1', got {self.motion!r}")
+        if self.motion not in MOTIONS:
+            raise ValueError(f"motion must be one of {MOTIONS}, got {self.motion!r}")
         if self.reuse < 1 or self.batch < 1:
             raise ValueError(f"reuse and batch must be >= 1, got {self.reuse}, {self.batch}")
         if self.finest_level not in (2, 3, 4, 5, 6):

@@ -26,6 +26,7 @@ import torch
 
 from .. import precision as precisions
 from ..data.synthetic import SyntheticConfig, SyntheticFlow
+from ..data.synthetic_config import PRESETS
 from ..model.liteflownet import LEVELS, LiteFlowNet
 from ..model.weights import WeightsError, apply_state_dict, read_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -109,9 +110,7 @@ def hardware_description(device: torch.device, world: int = 1) -> str:
 
 def synthetic_config(config: TrainConfig) -> SyntheticConfig:
     """The data generator's settings for a training config (motion distribution and scale)."""
-    if config.motion == "round1":
-        return SyntheticConfig.round1(motion_scale=config.motion_scale)
-    return SyntheticConfig(motion_scale=config.motion_scale)
+    return PRESETS[config.motion](motion_scale=config.motion_scale)
 
 
 class Trainer:

@@ -2,9 +2,10 @@
 
 The real pairs in ``../shared/data`` decide only whether a checkpoint ships; every choice of the
 recipe (motion distribution, crop size, schedule, reuse) is made on this set instead (issue 8).
-It is drawn from the default :class:`SyntheticConfig` (the heavy-tailed motion distribution of
-docs/training.md) with its own seed, at 512x384 (FlyingChairs' size), larger than the training
-crops so the motions reach further in pixels than any crop trained on.
+It is drawn from one of the named data sets (``data``: "heavy", the default
+:class:`SyntheticConfig` with round 2's heavy-tailed motion, or "round3", which adds fast objects
+and motion blur; docs/training.md) with its own seed, at 512x384 (FlyingChairs' size), larger
+than the training crops so the motions reach further in pixels than any crop trained on.
 
 EPE is reported overall, by displacement as a fraction of the frame width (the buckets
 docs/training.md uses for the histogram: < 1 %, 1-4 %, 4-10 %, >= 10 % of the width), and in
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ..data.synthetic import SyntheticConfig, SyntheticFlow
+from ..data.synthetic import SyntheticFlow
+from ..data.synthetic_config import PRESETS
 from .. import precision as precisions
 from ..evaluate.metrics import MOTION_BINS
 
@@ -28,18 +30,19 @@ BUCKETS = (("lt1pct", 0.0, 0.01), ("1-4pct", 0.01, 0.04), ("4-10pct", 0.04, 0.10
 _CACHE: dict = {}
 
 
-def validation_pairs(pairs: int = 48, size: tuple = SIZE, seed: int = SEED, device="cpu") -> list:
-    """The fixed validation batches (8 pairs each, generated once per process and cached)."""
-    key = (pairs, tuple(size), seed, str(device))
+def validation_pairs(pairs: int = 48, size: tuple = SIZE, seed: int = SEED, device="cpu", data: str = "heavy") -> list:
+    """The fixed validation batches of the data set ``data`` (a name of PRESETS), 8 pairs each,
+    generated once per process and cached."""
+    key = (pairs, tuple(size), seed, str(device), data)
     if key not in _CACHE:
-        source = SyntheticFlow(*size, device=device, seed=seed, config=SyntheticConfig())
+        source = SyntheticFlow(*size, device=device, seed=seed, config=PRESETS[data]())
         _CACHE[key] = [source.sample(min(8, pairs - start)) for start in range(0, pairs, 8)]
     return _CACHE[key]
 
 
 @torch.no_grad()
-def validate(model, pairs: int = 48, precision: str = "fp32", device=None) -> dict:
-    """EPE (pixels) of ``model`` on the validation pairs, overall and per bucket.
+def validate(model, pairs: int = 48, precision: str = "fp32", device=None, data: str = "heavy") -> dict:
+    """EPE (pixels) of ``model`` on the validation pairs of ``data``, overall and per bucket.
 
     Returns {"epe": float, "epe_<bucket>": float, ..., "epe_s0-10": float, ..., "pairs": int}
     (a bucket or bin without pixels is NaN). The model runs at its own
@@ -53,7 +56,7 @@ def validate(model, pairs: int = 48, precision: str = "fp32", device=None) -> di
     counts = {name: 0 for name, *_ in bins}
     total, n = 0.0, 0
     try:
-        for batch in validation_pairs(pairs, device=device):
+        for batch in validation_pairs(pairs, device=device, data=data):
             with precisions.autocast(device, precision):
                 flow = model(batch["image1"], batch["image2"])
             error = (flow.float() - batch["flow"]).norm(dim=1)

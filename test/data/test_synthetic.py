@@ -123,3 +123,52 @@ def test_write_samples(tmp_path):
     names = {p.name for p in paths}
     assert {"sample_0_image1.png", "sample_1_flow.png", "sample_1_occlusion.png", "samples.png"} <= names
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+# --------------------------------------------------------------------------- round 3's data
+
+def _fast_only(**overrides):
+    values = dict(augment=False, motion_blur_prob=0.0, fast_object_prob=1.0, layers=(2, 3))
+    return SyntheticConfig.round3(**{**values, **overrides})
+
+
+def test_fast_objects_move_far_against_the_background_and_stay_exact():
+    data = SyntheticFlow(192, 256, seed=8, config=_fast_only()).sample(6)
+    flow, occlusion = data["flow"], data["occlusion"]
+    # The background moves a few pixels; a fast object 40 px or more (up to 0.6 of the width).
+    magnitude = flow.norm(dim=1)
+    fast_share = (magnitude > 40).float().mean(dim=(1, 2))
+    assert (fast_share > 0.005).all(), fast_share
+    assert float(magnitude.max()) <= 0.6 * 256 + 40
+    # Exact ground truth: frame 2 warped back by the flow gives frame 1 on matched pixels,
+    # the fast pixels included.
+    warped = warp(data["image2"], flow)
+    error = (warped - data["image1"]).abs().mean(1, keepdim=True)
+    fast_matched = (magnitude.unsqueeze(1) > 40) & ~occlusion
+    assert fast_matched.any() and float(error[fast_matched].mean()) < 0.02
+    assert float(error[~occlusion].mean()) < 0.01
+
+
+def test_the_default_configuration_draws_nothing_for_the_new_effects():
+    """Fast objects and motion blur off draw no numbers: round 2's samples stay as they were."""
+    a = SyntheticFlow(H, W, seed=5).sample(2)
+    b = SyntheticFlow(H, W, seed=5, config=SyntheticConfig(fast_object_prob=0.0, motion_blur_prob=0.0)).sample(2)
+    c = SyntheticFlow(H, W, seed=5, config=SyntheticConfig(fast_object_prob=1.0)).sample(2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["flow"], c["flow"])
+
+
+def test_motion_blur_smears_along_the_motion_and_keeps_the_geometry():
+    sharp_cfg = _fast_only()
+    blur_cfg = _fast_only(motion_blur_prob=1.0, motion_blur_exposure=(0.5, 0.5))
+    sharp = SyntheticFlow(192, 256, seed=9, config=sharp_cfg).sample(2)
+    blurred = SyntheticFlow(192, 256, seed=9, config=blur_cfg).sample(2)
+    assert torch.equal(sharp["flow"], blurred["flow"]) and torch.equal(sharp["occlusion"], blurred["occlusion"])
+    change = (blurred["image1"] - sharp["image1"]).abs().mean(1)
+    moving = sharp["flow"].norm(dim=1)
+    # Pixels that hardly move keep their value; fast ones are smeared.
+    assert float(change[moving > 40].mean()) > 3 * float(change[moving < 5].mean())
+    # Zero exposure is the identity.
+    from lfn_ros.data.photometric import motion_blur
+    image = sharp["image1"]
+    assert torch.allclose(motion_blur(image, sharp["flow"], torch.zeros(2), 9), image, atol=1e-5)
