@@ -22,6 +22,7 @@ setup(
     package_data={
         "lfn_ros": [
             "weights/*",  # shipped checkpoints and their README.md (model card)
+            "model/layouts/*.json",  # manifests of the published weights' layouts
             "data/sequence/*",  # demo frames, when present
         ],
     },

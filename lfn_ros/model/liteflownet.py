@@ -250,8 +250,8 @@ class LiteFlowNet(nn.Module):
             raise ValueError(f"finest_level must be one of {LEVELS}, got {finest_level}")
         self.finest_level = finest_level
         self.netc = NetC()
-        # Registered fine to coarse (2..6), the order of the published deploy definition, so a
-        # foreign state dict can be matched by position (see weights.import_state_dict).
+        # Registered fine to coarse (2..6), the order of the published deploy definition (and of
+        # sniklaus's port, lfn_ros.model.published).
         order = sorted(LEVELS)
         self.matching = nn.ModuleDict({f"level{k}": Matching(k) for k in order})
         self.subpixel = nn.ModuleDict({f"level{k}": SubPixel(k) for k in order})

@@ -1,4 +1,4 @@
-"""lfn_ros checkpoints: save, load (safely), and import of other published layouts.
+"""lfn_ros checkpoints: save, load (safely); the published layouts load too (lfn_ros.model.published).
 
 A checkpoint is a plain dict loaded with ``torch.load(..., weights_only=True)``, so a weights
 file cannot run code (docs/architecture.md section 4)::
@@ -115,10 +115,7 @@ def read_checkpoint(path) -> dict:
             f"(truncated, corrupt, or containing code): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise WeightsError(
-            f"weights file {path} is not an lfn_ros checkpoint (no 'format': '{FORMAT}' entry); "
-            "for other LiteFlowNet layouts use lfn_ros.model.weights.import_state_dict"
-        )
+        return _published_checkpoint(path, payload)
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise WeightsError(f"weights file {path} has format version {payload['format_version']}, newer than this lfn_ros ({FORMAT_VERSION})")
     if payload.get("architecture") != ARCHITECTURE:
@@ -127,6 +124,29 @@ def read_checkpoint(path) -> dict:
         raise WeightsError(f"weights file {path} has no state_dict")
     payload["state_dict"] = migrate_state_dict(payload["state_dict"], int(payload.get("format_version", 1)))
     return payload
+
+
+def _published_checkpoint(path: Path, payload) -> dict:
+    """A checkpoint dict for a file in one of the published layouts (lfn_ros.model.published), its
+    card saying where the weights came from; WeightsError naming the layouts expected otherwise."""
+    from .published import LayoutError, import_published, unwrap
+
+    try:
+        state, layout = import_published(unwrap(payload))
+    except LayoutError as exc:
+        raise WeightsError(f"weights file {path} is neither an lfn_ros checkpoint nor a published LiteFlowNet "
+                           f"file this import reads: {exc}") from exc
+    card = {
+        "name": path.stem,
+        "trained": True,
+        "trained_by": "the LiteFlowNet authors (Hui, Tang, Loy, CVPR 2018); lfn_ros did not train these weights",
+        "imported": {"layout": layout.name, "repository": layout.repository, "file": path.name,
+                     "sha256": file_sha256(path)},
+        "licence": layout.licence,
+        "recommended_finest_level": 2,  # the published network runs to level 2
+    }
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": ARCHITECTURE, "card": card,
+            "state_dict": state}
 
 
 def migrate_state_dict(state: dict, format_version: int) -> dict:
@@ -247,37 +267,3 @@ def load_occlusion_head(weights="default", device="cpu"):
         raise WeightsError(f"weights file {path}: its occlusion head does not fit OcclusionHead")
     head.load_state_dict({k: v.float() for k, v in state.items()})
     return head.to(device).eval(), float(entry.get("threshold", 0.0))
-
-
-def import_state_dict(foreign: dict, bgr_input: bool = True, model: LiteFlowNet | None = None) -> dict:
-    """Map a LiteFlowNet state dict of another layout onto ours, by position.
-
-    Published re-implementations register the same layers in the same order as the deploy
-    definition (NetC levels 1..6, then M, S, R each for levels 2..6, each module's
-    feature conv, upsampling, trunk, distance and scale convs in that order), only under other
-    names. We match parameters in order and require every shape to agree, so a layout that
-    differs in anything but names is refused rather than silently scrambled.
-
-    Args:
-        foreign: the other state dict (ordered as its model registered its parameters).
-        bgr_input: the source network expects BGR images (as the published Caffe model does):
-            swap the input channels of the first convolution so ours can take RGB.
-        model: the target (a fresh LiteFlowNet if None).
-
-    Returns:
-        A state dict with our names, ready for :func:`apply_state_dict`.
-    """
-    model = model or LiteFlowNet()
-    ours = [(k, v) for k, v in model.state_dict().items()]
-    theirs = [(k, v) for k, v in foreign.items() if torch.is_tensor(v) and v.is_floating_point()]
-    if len(ours) != len(theirs):
-        raise WeightsError(f"foreign state dict has {len(theirs)} parameter tensors, LiteFlowNet has {len(ours)}")
-    mapped = {}
-    for (name, mine), (their_name, tensor) in zip(ours, theirs):
-        if tuple(mine.shape) != tuple(tensor.shape):
-            raise WeightsError(f"shape mismatch mapping {their_name} {tuple(tensor.shape)} onto {name} {tuple(mine.shape)}")
-        mapped[name] = tensor.detach().clone()
-    if bgr_input:
-        first = "netc.level1.0.weight"
-        mapped[first] = mapped[first].flip(1)
-    return mapped

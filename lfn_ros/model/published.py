@@ -1,0 +1,202 @@
+"""The paper's published weights in the layouts people download them in, recognised by their keys
+and mapped by name onto lfn_ros's LiteFlowNet (issue 17).
+
+Supported:
+
+- ``sniklaus``: sniklaus/pytorch-liteflownet's conversions of the authors' Caffe models
+  (``network-default.pytorch``: FlyingChairs + FlyingThings3D; ``network-sintel.pytorch`` and
+  ``network-kitti.pytorch``: fine-tuned), a plain state dict with the old ``module*`` or the new
+  ``net*`` names (``moduleFeatures.moduleOne.0.weight`` / ``netFeatures.netOne.0.weight``). His
+  network takes BGR images, so the first convolution's input channels are reversed here; the
+  rest is the published network layer for layer (docs/published_weights.md has the proof:
+  flows equal to his implementation's to float rounding).
+
+Recognised and refused with a reason (a clear error rather than a silent wrong flow):
+ptlflow's and mmflow's LiteFlowNet checkpoints (their networks depart from the published one in
+ways this import does not reproduce yet: docs/published_weights.md), LiteFlowNet2/3, PWC-Net,
+RAFT and FlowNet checkpoints.
+
+A layout is described by a committed manifest (``layouts/<name>.json``: every key, in order, with
+its shape), which the tests use to build random state dicts in that layout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .liteflownet import LiteFlowNet
+
+LAYOUTS_DIR = Path(__file__).with_name("layouts")
+
+
+class LayoutError(ValueError):
+    """A state dict that is not (exactly) one of the supported published layouts."""
+
+
+# --------------------------------------------------------------------------- sniklaus
+
+#: NetC level -> his module name.
+_SNIKLAUS_LEVELS = {1: "netOne", 2: "netTwo", 3: "netThr", 4: "netFou", 5: "netFiv", 6: "netSix"}
+#: Our NetE module -> his ModuleList (index = level - 2).
+_SNIKLAUS_DECODER = {"matching": "netMatching", "subpixel": "netSubpixel", "regularization": "netRegularization"}
+
+
+def sniklaus_name(ours: str) -> str:
+    """His key for one of ours. Our convs are ``conv()`` blocks (``N.0`` is the Conv2d inside a
+    Sequential with its LeakyReLU); his Sequentials interleave Conv2d and LeakyReLU, so our
+    j-th block is his module ``2j``."""
+    parts = ours.split(".")
+    tail = parts[-1]  # weight / bias
+    if parts[0] == "netc":
+        level = int(parts[1][len("level"):])
+        # netc.level1.0.weight (one block) or netc.level2.J.0.weight (a Sequential of blocks)
+        index = 0 if len(parts) == 4 else 2 * int(parts[2])
+        return f"netFeatures.{_SNIKLAUS_LEVELS[level]}.{index}.{tail}"
+    module, level, part = parts[0], int(parts[1][len("level"):]), parts[2]
+    prefix = f"{_SNIKLAUS_DECODER[module]}.{level - 2}"
+    if part == "feat":
+        return f"{prefix}.netFeat.0.{tail}"
+    if part in ("upflow", "upcorr"):
+        return f"{prefix}.net{part[:2].capitalize()}{part[2:]}.{tail}"
+    if part == "main":
+        # Blocks conv() -> 2j; the last conv of M and S has no activation (parts: main.J.weight).
+        j = int(parts[3])
+        return f"{prefix}.netMain.{2 * j}.{tail}"
+    if part == "dist":
+        # Separable (levels 2-4): dist.0 / dist.1 are plain convs; levels 5-6: one conv, dist.weight.
+        index = parts[3] if len(parts) == 5 else "0"
+        return f"{prefix}.netDist.{index}.{tail}"
+    if part in ("scale_x", "scale_y"):
+        return f"{prefix}.netScale{part[-1].upper()}.{tail}"
+    raise KeyError(f"no sniklaus name for {ours}")
+
+
+def _sniklaus_keys(state: dict) -> dict:
+    """His new names for a state dict in either naming (his own run.py renames 'module' -> 'net')."""
+    return {key.replace("module", "net"): value for key, value in state.items()}
+
+
+def _sniklaus_to_lfn_ros(state: dict, model: LiteFlowNet) -> dict:
+    theirs = _sniklaus_keys(state)
+    mapped, missing, misshapen = {}, [], []
+    for name, mine in model.state_dict().items():
+        key = sniklaus_name(name)
+        if key not in theirs:
+            missing.append(key)
+            continue
+        tensor = theirs[key]
+        if tuple(tensor.shape) != tuple(mine.shape):
+            misshapen.append(f"{key} {tuple(tensor.shape)} (LiteFlowNet: {tuple(mine.shape)})")
+            continue
+        mapped[name] = tensor.detach().float().clone()
+    extra = sorted(set(theirs) - {sniklaus_name(n) for n in model.state_dict()})
+    if missing or misshapen or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if misshapen:
+            parts.append(f"{len(misshapen)} of another shape (e.g. {'; '.join(misshapen[:2])})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
+        raise LayoutError("sniklaus/pytorch-liteflownet layout expected (LiteFlowNet, 212 tensors, 5,381,969 "
+                          "parameters), but " + ", ".join(parts) + ": another network or a damaged file")
+    # His network reads BGR images, ours RGB: reverse the first convolution's input channels.
+    first = "netc.level1.0.weight"
+    mapped[first] = mapped[first].flip(1).contiguous()
+    return mapped
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A published layout: how to recognise it, and where its weights came from."""
+
+    name: str
+    repository: str
+    description: str
+    licence: str
+    pattern: str  # a regular expression some key of the layout matches
+    supported: bool
+    reason: str = ""  # why a recognised layout is refused
+
+    def matches(self, keys) -> bool:
+        expression = re.compile(self.pattern)
+        return any(expression.search(key) for key in keys)
+
+    def manifest(self) -> list:
+        """[[key, shape], ...] of the layout in its own order (committed; the tests' source)."""
+        return json.loads((LAYOUTS_DIR / f"{self.name}.json").read_text())["keys"]
+
+
+LICENCE_LITEFLOWNET = ("The authors' terms (github.com/twhui/LiteFlowNet, 'License and Citation'): the material is "
+                       "provided for research purposes only; cite Hui, Tang, Loy, CVPR 2018.")
+
+SNIKLAUS = Layout(
+    name="sniklaus",
+    repository="https://github.com/sniklaus/pytorch-liteflownet",
+    description="sniklaus/pytorch-liteflownet (network-default/-sintel/-kitti.pytorch; 'module*' or 'net*' names)",
+    licence=LICENCE_LITEFLOWNET + " sniklaus/pytorch-liteflownet's README asks users to adhere to them "
+                                  "and to acknowledge his re-implementation.",
+    pattern=r"^(net|module)Features\.(net|module)One\.0\.weight$",
+    supported=True,
+)
+
+#: Checkpoints people may pass by mistake, recognised so the error can name them. Order matters:
+#: the first pattern that matches wins.
+REFUSED = (
+    Layout("ptlflow", "https://github.com/hmorimitsu/ptlflow", "ptlflow's LiteFlowNet", LICENCE_LITEFLOWNET,
+           r"^(model\.)?(feature_net\.convs\.0|matching_nets\.0\.flow_net)", False,
+           "ptlflow's LiteFlowNet differs from the published network (one mean for both images, a directly "
+           "resized image pyramid, f-lcon without its 1x1 scale convs, a brightness error from one channel of "
+           "the warped image); its import is not implemented yet. sniklaus/pytorch-liteflownet's files hold "
+           "the same published models and load directly"),
+    Layout("mmflow", "https://github.com/open-mmlab/mmflow", "mmflow's LiteFlowNet", LICENCE_LITEFLOWNET,
+           r"^encoder\..*|^decoder\.decoders\.", False,
+           "mmflow's LiteFlowNet (encoder/decoder modules) is not imported yet; sniklaus/pytorch-liteflownet's "
+           "files hold the published models and load directly"),
+    Layout("pwc-net", "", "a PWC-Net checkpoint", "", r"(net|module)Extractor\.|^(net|module)Refiner\.", False,
+           "this is PWC-Net, not LiteFlowNet"),
+    Layout("raft", "", "a RAFT checkpoint", "", r"^(module\.)?(fnet|cnet|update_block)\.", False,
+           "this is RAFT, not LiteFlowNet (RAFT-small is lfn-ros evaluate's peer, not a weights file for the node)"),
+)
+
+LAYOUTS = (SNIKLAUS,)
+
+
+def unwrap(payload) -> dict:
+    """The tensor dict inside a loaded file: the file itself, or its 'state_dict' / 'model' entry
+    (Lightning and mmcv checkpoints wrap it)."""
+    if isinstance(payload, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(payload.get(key), dict):
+                return payload[key]
+        return payload
+    raise LayoutError(f"expected a state dict (a dict of tensors), got {type(payload).__name__}")
+
+
+def detect(state: dict) -> Layout:
+    """The supported layout of ``state``; LayoutError naming what it looks like otherwise."""
+    keys = [k for k, v in state.items() if torch.is_tensor(v)]
+    if not keys:
+        raise LayoutError("no tensors in the file: not a weights file")
+    for layout in LAYOUTS:
+        if layout.matches(keys):
+            return layout
+    for layout in REFUSED:
+        if layout.matches(keys):
+            raise LayoutError(f"{layout.description}: {layout.reason}")
+    if any("liteflownet" in k.lower() for k in keys) or any(re.match(r"(net|module)(Features|Matching)", k) for k in keys):
+        raise LayoutError("a LiteFlowNet-like file of an unknown layout (LiteFlowNet2/3?); expected "
+                          f"{SNIKLAUS.description}. First keys: {', '.join(keys[:3])}")
+    raise LayoutError(f"not a LiteFlowNet checkpoint of a known layout (expected {SNIKLAUS.description}, or an "
+                      f"lfn_ros checkpoint); first keys: {', '.join(keys[:3])}")
+
+
+def import_published(state: dict, model: LiteFlowNet | None = None) -> tuple[dict, Layout]:
+    """(our state dict, its layout) for a published state dict; LayoutError when it is none."""
+    layout = detect(state)
+    return _sniklaus_to_lfn_ros(state, model or LiteFlowNet()), layout
