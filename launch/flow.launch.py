@@ -37,7 +37,8 @@ def generate_launch_description():
                         "warning). Overrides the parameters file."),
         DeclareLaunchArgument(
             "weights", default_value="default",
-            description="LiteFlowNet checkpoint: 'default' (shipped), a file path, or '' for "
+            description="LiteFlowNet checkpoint: 'default' (shipped), a file path (an lfn_ros "
+                        "checkpoint or the paper's published network-*.pytorch), or '' for "
                         "untrained weights. Overrides the parameters file."),
         DeclareLaunchArgument(
             "use_player", default_value="false",

@@ -7,6 +7,7 @@
     lfn-ros evaluate [ROOT]                   # accuracy against ground truth and peers
     lfn-ros train --out runs/x                # training on synthetic data
     lfn-ros export --onnx model.onnx          # ONNX for TensorRT / Jetson
+    lfn-ros import-weights network-default.pytorch --out lfn.pt   # the paper's weights, converted once
 
 Subcommands live in their own modules and register themselves through ``add_parser``; a
 module whose optional dependencies are missing is reported, not fatal to the others.
@@ -25,7 +26,8 @@ from .precision import CHOICES as PRECISIONS
 from .resources import SEQUENCE_DIR
 
 #: Modules that contribute subcommands via ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES = ("lfn_ros.demo", "lfn_ros.evaluate", "lfn_ros.train.cli", "lfn_ros.train.occlusion", "lfn_ros.export")
+SUBCOMMAND_MODULES = ("lfn_ros.demo", "lfn_ros.evaluate", "lfn_ros.train.cli", "lfn_ros.train.occlusion", "lfn_ros.export",
+                      "lfn_ros.import_weights")
 
 
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:

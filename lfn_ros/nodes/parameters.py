@@ -33,7 +33,9 @@ PARAMETERS = (
           "CPU with a warning when it is not available.", choices=("cuda", "cuda:N", "cpu")),
     Param("weights", "default", "LiteFlowNet checkpoint: 'default' = the checkpoint shipped with "
           "lfn_ros, '' = random untrained weights (flow is noise; for plumbing tests), or a file "
-          "path. A missing or corrupt file stops the node with exit status 2."),
+          "path: an lfn_ros checkpoint or the paper's published weights as downloaded "
+          "(sniklaus/pytorch-liteflownet's network-default/-sintel/-kitti.pytorch). A missing, corrupt or "
+          "foreign file stops the node with exit status 2 and a line naming what was expected."),
     Param("backend", "auto", "Inference runtime: 'torch' (PyTorch, CPU or CUDA), 'openvino' (OpenVINO, CPU "
           "only; its bf16 is the fastest CPU path but adds up to 0.1 px EPE) or 'auto' (the fastest path within 1 % "
           "of torch fp32: OpenVINO for fp32 on the CPU where it is installed, else torch).",

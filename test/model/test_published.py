@@ -110,3 +110,26 @@ def test_other_networks_and_damaged_files_get_one_line_that_names_the_expected_l
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(WeightsError, match="truncated"):
         read_checkpoint(truncated)
+
+
+def test_import_weights_writes_a_safe_checkpoint_with_the_provenance(tmp_path, manifest):
+    from lfn_ros.cli import main
+
+    source = tmp_path / "network-sintel.pytorch"
+    torch.save(random_state(manifest, seed=7), source)
+    out = tmp_path / "lfn_sintel.pt"
+    assert main(["import-weights", str(source), "--out", str(out), "--fp32"]) == 0
+    payload = torch.load(out, weights_only=True)
+    assert payload["format"] == "lfn_ros-checkpoint"
+    card = payload["card"]
+    assert card["imported"]["layout"] == "sniklaus" and card["imported"]["file"] == source.name
+    assert "lfn_ros did not train" in card["trained_by"] and "research purposes only" in card["licence"]
+    direct, _ = load_model(source)
+    converted, converted_card = load_model(out)
+    for (name, a), (_, b) in zip(direct.state_dict().items(), converted.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert converted_card["imported"]["sha256"] == card["imported"]["sha256"]
+    # Importing an lfn_ros checkpoint again is refused; the fp16 default is half the size.
+    assert main(["import-weights", str(out), "--out", str(tmp_path / "again.pt")]) == 2
+    assert main(["import-weights", str(source), "--out", str(tmp_path / "half.pt")]) == 0
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * out.stat().st_size
