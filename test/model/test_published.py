@@ -133,3 +133,18 @@ def test_import_weights_writes_a_safe_checkpoint_with_the_provenance(tmp_path, m
     assert main(["import-weights", str(out), "--out", str(tmp_path / "again.pt")]) == 2
     assert main(["import-weights", str(source), "--out", str(tmp_path / "half.pt")]) == 0
     assert (tmp_path / "half.pt").stat().st_size < 0.6 * out.stat().st_size
+
+
+def test_openvino_runs_imported_weights_as_torch_does(tmp_path, manifest):
+    """The graph backend takes the imported network too (its encoder/decoder graphs are exported
+    from the mapped model): OpenVINO f32 gives torch f32's flow."""
+    pytest.importorskip("openvino")
+    from lfn_ros.engine import FlowEngine
+
+    path = tmp_path / "network-kitti.pytorch"
+    torch.save(random_state(manifest, seed=11), path)
+    a, b = read_image(SEQUENCE / "frame_0002.jpg"), read_image(SEQUENCE / "frame_0003.jpg")
+    flows = [FlowEngine(weights=str(path), device="cpu", precision="fp32", backend=backend, occlusion_method="check")
+             .infer(a, b).flow for backend in ("torch", "openvino")]
+    assert np.abs(flows[0]).max() > 0.05
+    np.testing.assert_allclose(flows[1], flows[0], atol=1e-3)
