@@ -3,6 +3,11 @@
 against published reference points, as a fraction of the frame width.
 
     python tools/motion_histogram.py docs/images/motion_histogram.png
+    python tools/motion_histogram.py --round3 docs/images/motion_histogram_round3.png
+
+The second figure is in pixels at the network's input (the crops trained on): round 2's data
+(256x192) against round 3's (fast objects and motion blur, crops 256x192 and 448x320 in turn),
+with Sintel's speed bins, and the share of pixels in each bin.
 
 Published reference points (the papers' statements, not their data): Sintel (Butler et al., ECCV
 2012) reports speeds in the bands s0-10, s10-40 and s40+ px at 1024 px wide and displacements
@@ -21,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lfn_ros.data.synthetic import SyntheticConfig, SyntheticFlow  # noqa: E402
+from lfn_ros.evaluate.metrics import MOTION_BINS  # noqa: E402
 
 BUCKETS = [0, 0.01, 0.04, 0.10, 0.15, 0.20, 0.25, 1.0]
 
@@ -28,6 +34,46 @@ BUCKETS = [0, 0.01, 0.04, 0.10, 0.15, 0.20, 0.25, 1.0]
 def magnitudes(config, height=192, width=256, batches=12, seed=1) -> np.ndarray:
     source = SyntheticFlow(height, width, seed=seed, config=config)
     return torch.cat([source.sample(8)["flow"].norm(dim=1).flatten() for _ in range(batches)]).numpy() / width
+
+
+def pixels(config, sizes, batches=8, seed=1) -> np.ndarray:
+    """|flow| in pixels of the crops, over ``batches`` batches of 8 per size (H, W)."""
+    out = []
+    for height, width in sizes:
+        source = SyntheticFlow(height, width, seed=seed, config=config)
+        out += [source.sample(8)["flow"].norm(dim=1).flatten() for _ in range(batches)]
+    return torch.cat(out).numpy()
+
+
+def round3(out="docs/images/motion_histogram_round3.png") -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {"round 2 data, 256x192 crops": pixels(SyntheticConfig(), [(192, 256)]),
+              "round 3 data, 256x192 + 448x320 crops": pixels(SyntheticConfig.round3(), [(192, 256), (320, 448)])}
+    table = {name: {bin_name: round(float(((m >= low) & (m < high)).mean() * 100), 2) for bin_name, low, high in MOTION_BINS}
+             | {"p99_px": round(float(np.quantile(m, 0.99)), 1), "max_px": round(float(m.max()), 1)}
+             for name, m in series.items()}
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    bins = np.logspace(-2, np.log10(400), 70)
+    for name, m in series.items():
+        hist, edges = np.histogram(np.clip(m, 1e-2, None), bins=bins)
+        ax.step(edges[1:], hist / m.size, where="pre", label=name)
+    for x, text in ((10, "10 px (s0-10 | s10-40)"), (40, "40 px (s40+)"), (200, "Sintel, KITTI: > 200 px")):
+        ax.axvline(x, color="grey", ls=":", lw=1)
+        ax.text(x, 2e-6, text, rotation=90, fontsize=7, va="bottom", ha="right", color="dimgrey")
+    ax.set(xscale="log", yscale="log", xlabel="displacement (px at the network's input)", ylabel="fraction of pixels",
+           title="Round 3's training displacements against round 2's")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    Path(out).with_suffix(".json").write_text(json.dumps({"percent_of_pixels_per_bin": table}, indent=1))
+    print(json.dumps(table, indent=1))
+    return 0
 
 
 def main(out="docs/images/motion_histogram.png") -> int:
@@ -62,4 +108,6 @@ def main(out="docs/images/motion_histogram.png") -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--round3"]:
+        sys.exit(round3(*sys.argv[2:]))
     sys.exit(main(*sys.argv[1:]))
