@@ -2,6 +2,7 @@
 
     lfn-ros infer IMG1 IMG2 --out flow.flo --color flow.png [--occlusion occ.png]
     lfn-ros infer FOLDER --out DIR            # every consecutive pair, with a progress bar
+    lfn-ros infer BAG --topic /camera/image_raw --out flow_bag   # a ROS 2 bag in, the node's topics out
     lfn-ros infer --demo --color out/demo_flow.png
     lfn-ros run                               # player + flow node over real rclpy (make run)
     lfn-ros evaluate [ROOT]                   # accuracy against ground truth and peers
@@ -51,12 +52,17 @@ def build_engine(args):
 
 
 def _add_infer_parser(subparsers) -> None:
-    p = subparsers.add_parser("infer", help="flow between two images, or every consecutive pair of a folder")
-    p.add_argument("inputs", nargs="*", help="IMG1 IMG2, or one FOLDER of frames")
+    p = subparsers.add_parser("infer", help="flow between two images, every consecutive pair of a folder, or a ROS 2 bag")
+    p.add_argument("inputs", nargs="*", help="IMG1 IMG2, one FOLDER of frames, or one ROS 2 BAG (folder, .mcap or .db3)")
     p.add_argument("--demo", action="store_true", help="use the first two frames of the embedded sequence")
     p.add_argument("--out", help="pair: .flo file to write; folder: output directory")
     p.add_argument("--color", help="pair: flow colour PNG to write")
     p.add_argument("--occlusion", help="pair: occlusion PNG to write (255 = occluded)")
+    bag = p.add_argument_group("bags (lfn_ros.bags): BAG --topic T --out OUT_BAG")
+    bag.add_argument("--topic", help="bag: the sensor_msgs/Image or CompressedImage topic to process")
+    bag.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="bag: storage of the output bag")
+    bag.add_argument("--flow-color", action="store_true", help="bag: also write /flow/color (rgb8)")
+    bag.add_argument("--copy-input", action="store_true", help="bag: also copy the input topic into the output bag")
     _add_engine_arguments(p)
     p.set_defaults(func=run_infer)
 
@@ -84,6 +90,10 @@ def run_infer(args) -> int:
     from .io import list_frames
 
     inputs = [Path(p) for p in args.inputs]
+    from .bags import is_bag
+
+    if len(inputs) == 1 and is_bag(inputs[0]):
+        return run_infer_bag(args, inputs[0])
     if args.demo:
         frames = list_frames(SEQUENCE_DIR) if SEQUENCE_DIR.is_dir() else []
         if len(frames) < 2:
@@ -129,6 +139,27 @@ def run_infer(args) -> int:
         if path:
             print(f"  {label}: {path}")
     return 0
+
+
+def run_infer_bag(args, bag: Path) -> int:
+    """``lfn-ros infer BAG --topic T --out OUT``: the node's topics for every frame, into a new bag."""
+    from .bags import BagError, process_bag
+
+    if not args.topic or not args.out:
+        print("error: bag mode needs --topic TOPIC and --out OUT_BAG", file=sys.stderr)
+        return 2
+    engine = build_engine(args)
+    try:
+        counts = process_bag(bag, args.topic, args.out, engine, storage=args.storage, color=args.flow_color,
+                             copy_input=args.copy_input)
+    except BagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rate = counts.read / counts.seconds if counts.seconds else 0.0
+    print(f"{bag} {args.topic}: {counts.read} messages in {counts.seconds:.1f} s ({rate:.1f} frames/s): "
+          f"{counts.published} flow fields, {counts.first} sequence starts, {counts.bad} bad messages skipped"
+          f"{' (interrupted)' if counts.interrupted else ''}; wrote {args.out} ({args.storage}, {engine.model_name})")
+    return 130 if counts.interrupted else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

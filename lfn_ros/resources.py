@@ -2,7 +2,8 @@
 
 Inside the package (installed with it):
     :data:`SEQUENCE_DIR`   the embedded camera sequence of the demo (``make run``, ``--demo``);
-    :data:`DEFAULT_WEIGHTS` the shipped checkpoint and its card (``lfn_ros/weights/``).
+    :data:`DEFAULT_WEIGHTS` the shipped checkpoint and its card (``lfn_ros/weights/``);
+    :func:`flow_timing_definition` msg/FlowTiming.msg (beside the package, or under an ament prefix).
 
 Outside the package (never assumed to sit next to a checkout; given explicitly or by environment):
     evaluation data  an argument, else ``$LFN_ROS_DATA``;
@@ -22,6 +23,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 SEQUENCE_DIR = PACKAGE_DIR / "data" / "sequence"
 #: The checkpoint that ships with the package (trained by lfn_ros on synthetic data).
 DEFAULT_WEIGHTS = PACKAGE_DIR / "weights" / "liteflownet_synthetic.pt"
+#: The FlowTiming message definition: msg/ beside the package in a checkout (make, editable
+#: installs), share/lfn_ros/msg/ under an ament prefix (colcon installs). Bags carry its text.
+FLOW_TIMING_MSG_NAME = "FlowTiming.msg"
 #: Environment variables naming the folders outside the package.
 DATA_ENV = "LFN_ROS_DATA"
 RAFT_ENV = "LFN_ROS_RAFT_WEIGHTS"
@@ -46,3 +50,15 @@ def raft_weights(explicit=None) -> Path | None:
     """The RAFT-small peer's weights: ``explicit``, else ``$LFN_ROS_RAFT_WEIGHTS``; None if unset."""
     value = explicit or os.environ.get(RAFT_ENV)
     return Path(value) if value else None
+
+
+def flow_timing_definition() -> Path:
+    """The FlowTiming.msg file of this installation (see :data:`FLOW_TIMING_MSG_NAME`)."""
+    candidates = [PACKAGE_DIR.parent / "msg" / FLOW_TIMING_MSG_NAME]
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix:
+            candidates.append(Path(prefix) / "share" / "lfn_ros" / "msg" / FLOW_TIMING_MSG_NAME)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{FLOW_TIMING_MSG_NAME} not found (looked in {', '.join(str(c) for c in candidates)})")
