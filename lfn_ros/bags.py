@@ -285,3 +285,41 @@ def write_image_bag(path, topic: str, frames, stamps_ns, storage: str = "mcap", 
                 msg = types[IMAGE](header=header, **numpy_payload(rgb, "rgb8"))
             writer.write(connection, int(log_time), store.serialize_cdr(msg, msgtype))
     return Path(path)
+
+
+@dataclass
+class BagFrame:
+    """One camera frame of a bag, for the player: RGB pixels, the recorded header and the log
+    time in seconds from the first message."""
+
+    rgb: np.ndarray
+    header: object
+    at: float
+
+
+def only_image_topic(reader) -> str:
+    """The bag's one image topic; BagError listing them when there are none or several."""
+    topics = sorted({c.topic for c in reader.connections if c.msgtype in (IMAGE, COMPRESSED)})
+    if len(topics) != 1:
+        raise BagError(f"name the topic to play: the bag has {len(topics)} image topics ({', '.join(topics) or 'none'})")
+    return topics[0]
+
+
+def iter_bag_frames(path, topic: str = ""):
+    """The frames of ``topic`` (default: the only image topic) as :class:`BagFrame`, in log-time
+    order; messages that cannot be converted are logged and skipped."""
+    reader = open_reader(path)
+    try:
+        connections = image_connections(reader, topic or only_image_topic(reader))
+        first = None
+        for connection, timestamp, rawdata in reader.messages(connections=connections):
+            first = timestamp if first is None else first
+            try:
+                msg = reader.deserialize(rawdata, connection.msgtype)
+                rgb = message_rgb(msg, connection.msgtype)
+            except (ImageMsgError, ValueError, AssertionError, IndexError, KeyError) as exc:
+                log.warning("skipping a bad message at %d ns: %s", timestamp, exc)
+                continue
+            yield BagFrame(rgb, msg.header, (timestamp - first) * 1e-9)
+    finally:
+        reader.close()

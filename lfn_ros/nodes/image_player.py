@@ -1,10 +1,12 @@
-"""image_player: publish a folder of frames or a video file as a camera on ``image``.
+"""image_player: publish a folder of frames, a video file or a ROS 2 bag as a camera on ``image``.
 
 Parameters (all read at start-up; the table with ranges is PLAYER_PARAMETERS in
-lfn_ros/nodes/parameters.py and docs/ros_api.md): source, rate, frame_id, encoding, loop, count,
-qos_reliability, qos_depth, wait_for_subscribers, wait_timeout.
+lfn_ros/nodes/parameters.py and docs/ros_api.md): source, rate, bag_topic, frame_id, encoding,
+loop, count, qos_reliability, qos_depth, wait_for_subscribers, wait_timeout.
 
-Every image gets ``header.stamp`` = now (node clock) at publishing. The node exits (status 0)
+Every image of a folder or video gets ``header.stamp`` = now (node clock) at publishing, at
+``rate`` frames per second. A bag plays with its recorded timing (divided by ``rate``, a speed
+factor as in ``ros2 bag play --rate``) and its recorded headers. The node exits (status 0)
 after the last frame, unless ``loop`` is set. Ctrl-C / SIGTERM exit at once with status 0.
 
 As a library, :func:`play_frames` publishes a list of arrays on an existing node (tests, the
@@ -77,7 +79,7 @@ def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: 
 
     Args:
         node: an rclpy Node (not spun by anybody else while this runs: it is spun here).
-        frames: (H, W, 3) uint8 RGB arrays.
+        frames: (H, W, 3) uint8 RGB arrays, or lfn_ros.bags.BagFrame (recorded time and header).
         topic, rate, frame_id, encoding: as the node's parameters.
         stamps: builtin_interfaces/Time (or rclpy Time) per frame; default: now at publishing.
         reliability, depth: publisher QoS.
@@ -91,6 +93,8 @@ def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: 
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
+    from lfn_ros.bags import BagFrame
+
     publisher = node.create_publisher(Image, topic, _publisher_qos(reliability, depth))
     executor = SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
@@ -98,18 +102,27 @@ def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: 
         if subscribers and not wait_for_subscribers(node, publisher, subscribers, timeout, executor, stop):
             return 0
         period = 1.0 / rate
-        next_time = time.monotonic()
+        next_time = start = time.monotonic()
+        last_at = 0.0
         published = 0
         for index, rgb in enumerate(frames):
             if stop is not None and stop.is_set():
                 break
+            recorded = rgb if isinstance(rgb, BagFrame) else None
+            if recorded is not None:  # a bag's frame: its own time (scaled by rate) and header
+                if recorded.at < last_at:  # the bag starts again (loop): so does its clock
+                    start = time.monotonic()
+                rgb, next_time, last_at = recorded.rgb, start + recorded.at / rate, recorded.at
             while True:  # keep the node responsive while waiting for the frame's time
                 remaining = next_time - time.monotonic()
                 if remaining <= 0:
                     break
                 executor.spin_once(timeout_sec=min(remaining, 0.05))
             header = Header(frame_id=frame_id)
-            if stamps is not None:
+            if recorded is not None:
+                header.frame_id = recorded.header.frame_id
+                header.stamp.sec, header.stamp.nanosec = int(recorded.header.stamp.sec), int(recorded.header.stamp.nanosec)
+            elif stamps is not None:
                 stamp = stamps[index]
                 header.stamp = stamp.to_msg() if hasattr(stamp, "to_msg") else stamp
             else:
@@ -161,6 +174,24 @@ def main(args=None) -> int:
     return status
 
 
+def player_frames(p: dict):
+    """The frames the parameters ``p`` ask for: a bag's (BagFrame, looped and counted as the
+    others), else lfn_ros.io.sources' arrays."""
+    from itertools import islice
+
+    from lfn_ros.bags import is_bag, iter_bag_frames
+
+    if not (p["source"] and is_bag(p["source"])):
+        return iter_frames(p["source"], p["loop"], p["count"])
+
+    def bag_frames():
+        while True:
+            yield from iter_bag_frames(p["source"], p["bag_topic"])
+            if not p["loop"]:
+                return
+    return islice(bag_frames(), p["count"] or None)
+
+
 def _play(node, p: dict, stop: threading.Event) -> int:
     log = node.get_logger()
     source = p["source"] or str(SEQUENCE_DIR)
@@ -168,10 +199,10 @@ def _play(node, p: dict, stop: threading.Event) -> int:
              f"at {p['rate']:g} Hz as {p['encoding']} (frame_id '{p['frame_id']}', loop {p['loop']}, count {p['count']})")
     try:
         published = play_frames(
-            node, iter_frames(p["source"], p["loop"], p["count"]), "image", rate=p["rate"], frame_id=p["frame_id"],
+            node, player_frames(p), "image", rate=p["rate"], frame_id=p["frame_id"],
             encoding=p["encoding"], reliability=p["qos_reliability"], depth=p["qos_depth"],
             subscribers=p["wait_for_subscribers"], timeout=p["wait_timeout"], stop=stop)
-    except (SourceError, FileNotFoundError, OSError, ValueError) as exc:
+    except (SourceError, FileNotFoundError, OSError, ValueError, RuntimeError) as exc:  # BagError is a RuntimeError
         log.error(f"cannot play {source}: {exc}")
         return 1
     if published == 0 and p["wait_for_subscribers"] and not stop.is_set():

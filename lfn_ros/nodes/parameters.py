@@ -102,10 +102,14 @@ PARAMETERS = (
 #: image_player's parameters (all read at start-up).
 PLAYER_ENCODINGS = ("rgb8", "bgr8", "mono8")
 PLAYER_PARAMETERS = (
-    Param("source", "", "Folder of images (natural order), a video file (anything OpenCV reads), or '' "
-          "for the demo sequence shipped with lfn_ros."),
-    Param("rate", 10.0, "Frames per second.", range=(0.01, 10000.0)),
-    Param("frame_id", "camera", "header.frame_id of every image."),
+    Param("source", "", "Folder of images (natural order), a video file (anything OpenCV reads), a ROS 2 "
+          "bag (folder with metadata.yaml, .mcap or .db3; needs rosbags), or '' for the demo sequence shipped "
+          "with lfn_ros."),
+    Param("rate", 10.0, "Frames per second; for a bag, the speed factor of its recorded timing (1.0 = as "
+          "recorded, like ros2 bag play --rate).", range=(0.01, 10000.0)),
+    Param("bag_topic", "", "For a bag: the Image or CompressedImage topic to play ('' = the bag's only image "
+          "topic). Its recorded headers (stamp, frame_id) are published as they are."),
+    Param("frame_id", "camera", "header.frame_id of every image (a bag keeps its recorded ones)."),
     Param("encoding", "rgb8", "Published encoding.", choices=PLAYER_ENCODINGS),
     Param("loop", False, "Start again at the end of the source (forever, unless count is reached)."),
     Param("count", 0, "Stop after this many frames; 0 = the whole source (forever with loop).",

@@ -143,3 +143,19 @@ def test_player_bad_source_exits_1(ros, start_node):
     player = start_node("image_player", {"source": "/nonexistent/frames"}, name="bad_source")
     assert player.process.wait(30) == 1
     assert "/nonexistent/frames" in player.output()
+
+
+def test_player_plays_a_bag_with_its_recorded_headers_and_timing(ros, start_node, probe, tmp_path):
+    """A bag (CompressedImage, MCAP) plays with its own stamps and frame_id, converted to rgb8."""
+    pytest.importorskip("rosbags")
+    from lfn_ros.bags import write_image_bag
+    from lfn_ros.io import iter_frames
+
+    frames = list(iter_frames("", count=5))
+    stamps = [50 * 10**9 + i * 5 * 10**8 for i in range(5)]  # recorded at 2 Hz
+    bag = write_image_bag(tmp_path / "camera.mcap", "/cam/image", frames, stamps, compressed=True, frame_id="cam_bag")
+    player = start_node("image_player", {"source": str(bag), "rate": 4.0, "wait_for_subscribers": 1})
+    images = probe(["listen"])["listen"]["images"]
+    assert player.process.wait(30) == 0, player.output()
+    assert [i["stamp"] for i in images] == [s * 1e-9 for s in stamps]
+    assert {(i["frame_id"], i["encoding"], i["width"]) for i in images} == {("cam_bag", "rgb8", 320)}
