@@ -214,7 +214,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder")
-    parser.add_argument("--frames", default="", help="folder of frames or video file (default: the shipped sequence)")
+    parser.add_argument("--frames", default="", help="folder of frames, video file or ROS 2 bag (default: the shipped sequence)")
+    parser.add_argument("--topic", default="", help="with a bag: its image topic ('' = its only one)")
+    parser.add_argument("--bag-rate", type=float, default=1.0, help="with a bag: speed factor of its recorded timing")
     parser.add_argument("--rate", type=float, default=5.0,
                         help="camera rate, Hz (a 2-core CPU computes a 320x240 frame in 50-110 ms on the default path, "
                              "docs/benchmarks.md; faster rates drop frames, latest-only)")
@@ -287,9 +289,13 @@ class DemoSession:
         """Play the camera, then let the node finish: every played frame after the first has its
         flow, or nothing new came for 10 s (the rest was dropped). Returns the frames played."""
         a = self.args
+        from lfn_ros.bags import is_bag
+
+        bag = bool(a.frames) and is_bag(a.frames)  # a bag plays at its recorded timing, times a speed factor
         player = self.processes["image_player"] = subprocess.Popen(node_command("image_player", {
-            "source": a.frames, "rate": float(a.rate), "count": a.count, "frame_id": "camera",
-            "wait_for_subscribers": 2, "wait_timeout": 30.0}), env=self.env, stdout=self.output, stderr=self.output)
+            "source": a.frames, "rate": float(a.bag_rate if bag else a.rate), "bag_topic": a.topic, "count": a.count,
+            "frame_id": "camera", "wait_for_subscribers": 2, "wait_timeout": 30.0}),
+            env=self.env, stdout=self.output, stderr=self.output)
         self.spin_until(lambda: player.poll() is not None, a.timeout)
         published = len(self.recorder.index_of)
         recorder, node = self.recorder, self.processes["flow_node"]
@@ -343,11 +349,15 @@ def run_cli(args) -> int:
     for stale in list(out.glob("flow_*.png")) + list(out.glob("occlusion_*.png")):
         stale.unlink()
     env = _ros_environment()
+    from lfn_ros.bags import is_bag, iter_bag_frames
     from lfn_ros.io.sources import iter_source
 
     try:
-        first = next(iter(iter_source(args.frames)))
-    except (OSError, ValueError, StopIteration) as exc:
+        if args.frames and is_bag(args.frames):
+            first = next(iter_bag_frames(args.frames, args.topic)).rgb
+        else:
+            first = next(iter(iter_source(args.frames)))
+    except (OSError, ValueError, RuntimeError, StopIteration) as exc:  # BagError is a RuntimeError
         print(f"lfn-ros run: cannot read frames from {args.frames or 'the shipped sequence'}: {exc}", file=sys.stderr)
         return 1
     session = DemoSession(args, out, env)
