@@ -3,11 +3,16 @@
 
     python benchmarks/node_latency.py                       # every configuration, 30 s each
     python benchmarks/node_latency.py --seconds 20 --configs 320x240@15 --backends openvino
+    python benchmarks/node_latency.py --frames camera.mcap --topic /camera/image_raw --configs @1.0   # a bag
 
 Three processes, as on a robot: ``image_player`` (the camera: the shipped sequence, resized to
 the configuration's size, looping at its rate, stamping each image when it publishes it),
 ``flow_node`` (device cpu, default parameters except those named), and this subscriber, which
 receives ``flow`` (the full 32FC2 image, so transport is included) and ``flow/timing``.
+
+With ``--frames`` the camera plays that folder, video or ROS 2 bag instead (looping, at its own
+size; a bag with its recorded headers and timing, the configuration's rate being its speed
+factor, so ``--configs @1.0`` plays it as recorded).
 
 Per configuration: p50 / p99 end-to-end latency (receipt of ``flow`` minus the image stamp),
 frames received by the node, processed (flows published) and dropped (latest-only), and the
@@ -53,8 +58,18 @@ def camera_folder(width: int, height: int) -> str:
     return folder
 
 
-def run_config(node, env, size, rate, params, seconds) -> dict:
-    """One configuration: start node and camera, measure for ``seconds``, stop both."""
+def source_size(frames: str, topic: str = "") -> tuple[int, int]:
+    """(width, height) of the first frame of a folder, video or bag."""
+    from lfn_ros.bags import is_bag, iter_bag_frames
+    from lfn_ros.io import iter_source
+
+    first = next(iter_bag_frames(frames, topic)).rgb if is_bag(frames) else next(iter(iter_source(frames)))
+    return first.shape[1], first.shape[0]
+
+
+def run_config(node, env, size, rate, params, seconds, frames: str = "", topic: str = "") -> dict:
+    """One configuration: start node and camera, measure for ``seconds``, stop both. ``frames``:
+    the camera's source (folder, video or bag) instead of the resized shipped sequence."""
     import rclpy
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -88,7 +103,8 @@ def run_config(node, env, size, rate, params, seconds) -> dict:
 
     try:
         player = subprocess.Popen(node_command("image_player", {
-            "source": camera_folder(width, height), "rate": float(rate), "loop": True, "frame_id": "camera",
+            "source": frames or camera_folder(width, height), "rate": float(rate), "bag_topic": topic, "loop": True,
+            "restamp": True, "frame_id": "camera",
             "wait_for_subscribers": 1, "wait_timeout": 120.0}), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         spin(180, lambda: len(arrivals) >= 3 or flow.poll() is not None)  # warm-up and compilation done
         start = time.monotonic()
@@ -109,7 +125,9 @@ def run_config(node, env, size, rate, params, seconds) -> dict:
     start_timing = timings[first_timing]
     processed = last_timing[1] - start_timing[1]
     dropped = last_timing[2] - start_timing[2]
-    sent = rate * seconds
+    # The camera's frame count: rate x time for the shipped sequence; for other sources the node's
+    # own count of what it received (processed + dropped), its rate being the source's.
+    sent = processed + dropped if frames else rate * seconds
     compute = np.array([timings[a[1]][0] for a in window if a[1] in timings])
     overhead = np.array([a[2] - timings[a[1]][0] for a in window if a[1] in timings])
     return {
@@ -128,6 +146,9 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", default="320x240@15,320x240@30,640x480@15", help="WxH@Hz list")
     parser.add_argument("--backends", default="torch,openvino", help="engine backends to measure")
     parser.add_argument("--threads", default="1,2", help="cpu_threads values to measure (0 = the node's default)")
+    parser.add_argument("--frames", default="", help="camera source: a folder, video or ROS 2 bag (default: the shipped "
+                        "sequence resized to each configuration)")
+    parser.add_argument("--topic", default="", help="with a bag: its image topic ('' = its only one)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "node_latency_cpu.json")
     args = parser.parse_args(argv)
 
@@ -147,11 +168,11 @@ def main(argv=None) -> int:
     try:
         for config in args.configs.split(","):
             size_text, rate = config.split("@")
-            width, height = (int(v) for v in size_text.split("x"))
+            width, height = source_size(args.frames, args.topic) if args.frames else (int(v) for v in size_text.split("x"))
             for backend in args.backends.split(","):
                 for threads in (int(t) for t in args.threads.split(",")):
                     result = run_config(node, env, (width, height), float(rate),
-                                        {"backend": backend, "cpu_threads": threads}, args.seconds)
+                                        {"backend": backend, "cpu_threads": threads}, args.seconds, args.frames, args.topic)
                     result.update(camera=config, backend=backend, cpu_threads=threads)
                     rows.append(result)
                     if "error" in result:

@@ -291,10 +291,12 @@ class DemoSession:
         a = self.args
         from lfn_ros.bags import is_bag
 
-        bag = bool(a.frames) and is_bag(a.frames)  # a bag plays at its recorded timing, times a speed factor
+        # A bag plays at its recorded timing times a speed factor, stamped when published (the
+        # latency table measures from the stamp).
+        bag = bool(a.frames) and is_bag(a.frames)
         player = self.processes["image_player"] = subprocess.Popen(node_command("image_player", {
-            "source": a.frames, "rate": float(a.bag_rate if bag else a.rate), "bag_topic": a.topic, "count": a.count,
-            "frame_id": "camera", "wait_for_subscribers": 2, "wait_timeout": 30.0}),
+            "source": a.frames, "rate": float(a.bag_rate if bag else a.rate), "bag_topic": a.topic, "restamp": True,
+            "count": a.count, "frame_id": "camera", "wait_for_subscribers": 2, "wait_timeout": 30.0}),
             env=self.env, stdout=self.output, stderr=self.output)
         self.spin_until(lambda: player.poll() is not None, a.timeout)
         published = len(self.recorder.index_of)

@@ -74,7 +74,7 @@ def wait_for_subscribers(node, publisher, count: int, timeout: float, executor=N
 def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: float = 10.0,
                 frame_id: str = "camera", encoding: str = "rgb8", stamps: Sequence | None = None,
                 reliability: str = "reliable", depth: int = 5, subscribers: int = 0,
-                timeout: float = 30.0, stop: threading.Event | None = None) -> int:
+                timeout: float = 30.0, stop: threading.Event | None = None, restamp: bool = False) -> int:
     """Publish frames from a list (or any iterable) of RGB arrays on an existing node.
 
     Args:
@@ -85,6 +85,7 @@ def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: 
         reliability, depth: publisher QoS.
         subscribers: wait until the topic has this many subscribers first (up to ``timeout`` s).
         stop: set it to stop early.
+        restamp: a bag's frames get "now" as their stamp instead of the recorded one.
 
     Returns:
         The number of frames published.
@@ -121,7 +122,10 @@ def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: 
             header = Header(frame_id=frame_id)
             if recorded is not None:
                 header.frame_id = recorded.header.frame_id
-                header.stamp.sec, header.stamp.nanosec = int(recorded.header.stamp.sec), int(recorded.header.stamp.nanosec)
+                if restamp:
+                    header.stamp = node.get_clock().now().to_msg()
+                else:
+                    header.stamp.sec, header.stamp.nanosec = int(recorded.header.stamp.sec), int(recorded.header.stamp.nanosec)
             elif stamps is not None:
                 stamp = stamps[index]
                 header.stamp = stamp.to_msg() if hasattr(stamp, "to_msg") else stamp
@@ -201,7 +205,7 @@ def _play(node, p: dict, stop: threading.Event) -> int:
         published = play_frames(
             node, player_frames(p), "image", rate=p["rate"], frame_id=p["frame_id"],
             encoding=p["encoding"], reliability=p["qos_reliability"], depth=p["qos_depth"],
-            subscribers=p["wait_for_subscribers"], timeout=p["wait_timeout"], stop=stop)
+            subscribers=p["wait_for_subscribers"], timeout=p["wait_timeout"], stop=stop, restamp=p["restamp"])
     except (SourceError, FileNotFoundError, OSError, ValueError, RuntimeError) as exc:  # BagError is a RuntimeError
         log.error(f"cannot play {source}: {exc}")
         return 1

@@ -109,6 +109,8 @@ PLAYER_PARAMETERS = (
           "recorded, like ros2 bag play --rate).", range=(0.01, 10000.0)),
     Param("bag_topic", "", "For a bag: the Image or CompressedImage topic to play ('' = the bag's only image "
           "topic). Its recorded headers (stamp, frame_id) are published as they are."),
+    Param("restamp", False, "For a bag: stamp each image with the time it is published instead of its "
+          "recorded stamp (latency measurements)."),
     Param("frame_id", "camera", "header.frame_id of every image (a bag keeps its recorded ones)."),
     Param("encoding", "rgb8", "Published encoding.", choices=PLAYER_ENCODINGS),
     Param("loop", False, "Start again at the end of the source (forever, unless count is reached)."),
