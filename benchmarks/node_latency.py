@@ -67,7 +67,7 @@ def source_size(frames: str, topic: str = "") -> tuple[int, int]:
     return first.shape[1], first.shape[0]
 
 
-def run_config(node, env, size, rate, params, seconds, frames: str = "", topic: str = "") -> dict:
+def run_config(node, env, size, rate, params, seconds, frames: str = "", topic: str = "", device: str = "cpu") -> dict:
     """One configuration: start node and camera, measure for ``seconds``, stop both. ``frames``:
     the camera's source (folder, video or bag) instead of the resized shipped sequence."""
     import rclpy
@@ -91,7 +91,7 @@ def run_config(node, env, size, rate, params, seconds, frames: str = "", topic: 
         timings[stamp] = (float(msg.compute_ms), int(msg.frames_processed), int(msg.frames_dropped), msg.model)
 
     subs = [node.create_subscription(Image, "flow", on_flow, qos), node.create_subscription(FlowTiming, "flow/timing", on_timing, qos)]
-    flow = subprocess.Popen(node_command("flow_node", {"device": "cpu", "warmup": True, "warmup_height": height,
+    flow = subprocess.Popen(node_command("flow_node", {"device": device, "warmup": True, "warmup_height": height,
                                                        "warmup_width": width, **params}),
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     player = None
@@ -146,6 +146,7 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", default="320x240@15,320x240@30,640x480@15", help="WxH@Hz list")
     parser.add_argument("--backends", default="torch,openvino", help="engine backends to measure")
     parser.add_argument("--threads", default="1,2", help="cpu_threads values to measure (0 = the node's default)")
+    parser.add_argument("--device", default="cpu", help="the node's device (cpu, cuda)")
     parser.add_argument("--frames", default="", help="camera source: a folder, video or ROS 2 bag (default: the shipped "
                         "sequence resized to each configuration)")
     parser.add_argument("--topic", default="", help="with a bag: its image topic ('' = its only one)")
@@ -172,7 +173,8 @@ def main(argv=None) -> int:
             for backend in args.backends.split(","):
                 for threads in (int(t) for t in args.threads.split(",")):
                     result = run_config(node, env, (width, height), float(rate),
-                                        {"backend": backend, "cpu_threads": threads}, args.seconds, args.frames, args.topic)
+                                        {"backend": backend, "cpu_threads": threads}, args.seconds, args.frames, args.topic,
+                                        args.device)
                     result.update(camera=config, backend=backend, cpu_threads=threads)
                     rows.append(result)
                     if "error" in result:

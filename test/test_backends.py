@@ -86,3 +86,19 @@ def test_the_openvino_node_path_keeps_features_and_recompiles_on_a_resolution_ch
     assert engine.process(large[0], seconds=2.0) is None  # a new resolution starts a new sequence
     assert engine.process(large[1], seconds=3.0).flow.shape == (128, 160, 2)
     assert len(engine.backend._encoders) == 2  # compiled for both grids
+
+
+def test_the_occlusion_head_needs_the_decoder_down_to_its_level():
+    """The head reads level-3 features and a flow of level 3 or finer: auto falls back to the
+    check for a decoder that stops at level 4-6, an explicit 'head' is refused in one line (the
+    graph backend once crashed there on a missing level-3 feature map)."""
+    from lfn_ros.engine.backends import resolve_occlusion_method
+
+    assert resolve_occlusion_method("auto", True, 3) == "head" and resolve_occlusion_method("auto", True, 2) == "head"
+    assert resolve_occlusion_method("auto", True, 4) == "check"
+    with pytest.raises(ValueError, match="level 3 or finer"):
+        resolve_occlusion_method("head", True, 6)
+    engine = FlowEngine(device="cpu", precision="fp32", backend="torch", finest_level=5)
+    assert engine.occlusion_method == "check"
+    first, second = shifted_pair(2, 1, size=(64, 96))
+    assert engine.infer(first, second).occlusion.shape == (64, 96)

@@ -47,14 +47,21 @@ def make_backend(name: str, model: LiteFlowNet, device: torch.device, precision:
 OCCLUSION_METHODS = ("auto", "check", "head")
 
 
-def resolve_occlusion_method(requested: str, has_head: bool) -> str:
-    """"auto" -> "head" where the checkpoint has an occlusion head, else "check"."""
+def resolve_occlusion_method(requested: str, has_head: bool, finest_level: int = 2) -> str:
+    """"auto" -> "head" where the checkpoint has an occlusion head and the decoder runs down to the
+    head's level (3) or finer, else "check". The head reads level-3 features and a flow of level 3
+    or finer: a decoder stopping at level 4-6 has neither (the graph backend keeps only the levels it runs)."""
+    from ..model.occlusion_head import HEAD_LEVEL
+
     if requested not in OCCLUSION_METHODS:
         raise ValueError(f"occlusion method must be one of {OCCLUSION_METHODS}, got {requested!r}")
     if requested == "head" and not has_head:
         raise ValueError("occlusion method 'head' asked for, but the weights have no occlusion head")
+    if requested == "head" and finest_level > HEAD_LEVEL:
+        raise ValueError(f"occlusion method 'head' needs the decoder to run to level {HEAD_LEVEL} or finer, "
+                         f"not {finest_level}: use 'check' or a finer finest_level")
     if requested == "auto":
-        return "head" if has_head else "check"
+        return "head" if has_head and finest_level <= HEAD_LEVEL else "check"
     return requested
 
 

@@ -127,7 +127,7 @@ class FlowEngine:
             model.finest_level = resolve_finest_level(finest_level, {"recommended_finest_level": model.finest_level})
         self.model = model
         head, self.head_threshold = occlusion_head or (None, None)
-        self.occlusion_method = resolve_occlusion_method(occlusion_method, head is not None)
+        self.occlusion_method = resolve_occlusion_method(occlusion_method, head is not None, model.finest_level)
         head = head if self.occlusion_method == "head" else None
         self.backend = make_backend(resolve_backend(backend, self.device, self.precision), model, self.device, self.precision, threads, head)
         self.occlusion = occlusion

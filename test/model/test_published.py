@@ -148,3 +148,17 @@ def test_openvino_runs_imported_weights_as_torch_does(tmp_path, manifest):
              .infer(a, b).flow for backend in ("torch", "openvino")]
     assert np.abs(flows[0]).max() > 0.05
     np.testing.assert_allclose(flows[1], flows[0], atol=1e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_imported_weights_on_cuda_give_the_cpu_flow(tmp_path, manifest):
+    """The published layout on CUDA (streams, pinned buffers): the CPU's flow, fp32 on both."""
+    from lfn_ros.engine import FlowEngine
+
+    path = tmp_path / "network-default.pytorch"
+    torch.save(random_state(manifest, seed=13), path)
+    a, b = read_image(SEQUENCE / "frame_0000.jpg"), read_image(SEQUENCE / "frame_0001.jpg")
+    cpu = FlowEngine(weights=str(path), device="cpu", precision="fp32", backend="torch").infer(a, b).flow
+    gpu = FlowEngine(weights=str(path), device="cuda", precision="fp32", backend="torch").infer(a, b).flow
+    np.testing.assert_allclose(gpu, cpu, atol=1e-3)
