@@ -10,7 +10,8 @@ assert on the JSON. Observations are plain data (no asserts here), so a failed t
 was seen. A scenario that raises records ``{"error": "..."}`` and the next one still runs.
 
 Scenarios against a flow_node: ready, basic, malformed, encodings, resolution, backwards,
-params, diagnostics, compressed. Against an image_player: listen. Self-contained: play_frames.
+params, diagnostics, compressed. Against an image_player: listen (and, with a node, record_bag).
+Self-contained: play_frames.
 """
 
 from __future__ import annotations
@@ -315,6 +316,39 @@ class Probe:
         return {"images": [{"stamp": key(m.header.stamp), "frame_id": m.header.frame_id, "encoding": m.encoding,
                             "height": m.height, "width": m.width, "step": m.step, "bytes": len(m.data)}
                            for m in self.got["image"]]}
+
+    def record_bag(self) -> dict:
+        """Record `image` (the player's camera) into the MCAP bag $LFN_ROS_PROBE_BAG with rosbags,
+        serialised by rclpy itself, and keep the live node's `flow` per stamp as .npy beside it,
+        until 3 s pass without an image or a flow (issue 18: the bag then goes through lfn-ros infer)."""
+        import os
+
+        from rclpy.serialization import serialize_message
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        from lfn_ros.bags import IMAGE, typestore
+        from lfn_ros.nodes.image_msg import image_msg_to_array
+
+        path = Path(os.environ["LFN_ROS_PROBE_BAG"])
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+        images = []
+        self.node.create_subscription(Image, "image", lambda m: images.append((time.time_ns(), m)), reliable)
+        self.spin(60, lambda: bool(images))
+        while True:
+            count = len(images) + len(self.got["flow"])
+            self.spin(3.0)
+            if len(images) + len(self.got["flow"]) == count:
+                break
+        with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+            connection = writer.add_connection("/camera/image_raw", IMAGE, typestore=typestore())
+            for received, msg in images:
+                writer.write(connection, received, serialize_message(msg))
+        flows = path.with_name(path.name + "_flows")
+        flows.mkdir()
+        for msg in self.got["flow"]:
+            np.save(flows / f"{msg.header.stamp.sec}_{msg.header.stamp.nanosec:09d}.npy", np.array(image_msg_to_array(msg)))
+        return {"images": len(images), "flows": len(self.got["flow"])}
 
     def play_frames(self) -> dict:
         """lfn_ros.nodes.image_player.play_frames, received by this same process."""
