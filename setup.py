@@ -32,6 +32,7 @@ setup(
         "numpy>=1.22",
         "opencv-python-headless>=4.5",
         "tqdm>=4.60",
+        "PyYAML>=5.3",  # image_player's camera_info files
         "torch>=2.0",
     ],
     extras_require={
@@ -47,6 +48,7 @@ setup(
             "lfn-ros=lfn_ros.cli:main",
             "flow_node=lfn_ros.nodes.flow_node:main",
             "image_player=lfn_ros.nodes.image_player:main",
+            "flow_odometry=lfn_ros.nodes.flow_odometry:main",
         ],
     },
     classifiers=[

@@ -70,6 +70,7 @@ PYTHON_DEPENDENCIES = {
     "torchvision": (None, "torchvision", "raft"),
     "openvino": (None, "openvino", "openvino"),
     "rosbags": (None, "rosbags", "bags"),
+    "yaml": ("python3-yaml", "PyYAML", None),
 }
 #: Needed without being imported by lfn_ros's Python: torch.onnx.export needs onnx; the launch
 #: file starts rviz2; rosidl's runtime loads the message bindings; the msg file uses

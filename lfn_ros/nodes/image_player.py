@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import cv2
@@ -29,6 +30,26 @@ from lfn_ros.nodes.parameters import PLAYER_PARAMETERS, check_start_values
 from lfn_ros.resources import SEQUENCE_DIR
 
 NODE_NAME = "image_player"
+
+
+def camera_info_msg(path: str):
+    """A sensor_msgs/CameraInfo from a camera_info YAML (image_width, image_height, k, and d /
+    distortion_model / r / p when present; p defaults to [K | 0], r to the identity)."""
+    import yaml
+    from sensor_msgs.msg import CameraInfo
+
+    values = yaml.safe_load(Path(path).read_text()) or {}
+    msg = CameraInfo()
+    msg.width, msg.height = int(values["image_width"]), int(values["image_height"])
+    k = [float(v) for v in (values["k"]["data"] if isinstance(values["k"], dict) else values["k"])]
+    if len(k) != 9:
+        raise ValueError(f"{path}: k must have 9 values, got {len(k)}")
+    msg.k = k
+    msg.d = [float(v) for v in values.get("d", [])]
+    msg.distortion_model = values.get("distortion_model", "plumb_bob")
+    msg.r = [float(v) for v in values.get("r", [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])]
+    msg.p = [float(v) for v in values.get("p", k[:3] + [0.0] + k[3:6] + [0.0] + k[6:9] + [0.0])]
+    return msg
 
 
 def rgb_to_msg(rgb: np.ndarray, encoding: str = "rgb8", header=None):
@@ -74,7 +95,8 @@ def wait_for_subscribers(node, publisher, count: int, timeout: float, executor=N
 def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: float = 10.0,
                 frame_id: str = "camera", encoding: str = "rgb8", stamps: Sequence | None = None,
                 reliability: str = "reliable", depth: int = 5, subscribers: int = 0,
-                timeout: float = 30.0, stop: threading.Event | None = None, restamp: bool = False) -> int:
+                timeout: float = 30.0, stop: threading.Event | None = None, restamp: bool = False,
+                camera_info=None) -> int:
     """Publish frames from a list (or any iterable) of RGB arrays on an existing node.
 
     Args:
@@ -86,6 +108,7 @@ def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: 
         subscribers: wait until the topic has this many subscribers first (up to ``timeout`` s).
         stop: set it to stop early.
         restamp: a bag's frames get "now" as their stamp instead of the recorded one.
+        camera_info: a sensor_msgs/CameraInfo published on ``camera_info`` with every image.
 
     Returns:
         The number of frames published.
@@ -96,7 +119,10 @@ def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: 
 
     from lfn_ros.bags import BagFrame
 
+    from sensor_msgs.msg import CameraInfo
+
     publisher = node.create_publisher(Image, topic, _publisher_qos(reliability, depth))
+    info_publisher = node.create_publisher(CameraInfo, "camera_info", _publisher_qos(reliability, depth)) if camera_info else None
     executor = SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
     try:
@@ -131,6 +157,9 @@ def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: 
                 header.stamp = stamp.to_msg() if hasattr(stamp, "to_msg") else stamp
             else:
                 header.stamp = node.get_clock().now().to_msg()
+            if info_publisher is not None:  # before the image: a consumer has the intrinsics first
+                camera_info.header = header
+                info_publisher.publish(camera_info)
             publisher.publish(rgb_to_msg(rgb, encoding, header))
             published += 1
             next_time += period
@@ -144,6 +173,8 @@ def play_frames(node, frames: Iterable[np.ndarray], topic: str = "image", rate: 
     finally:
         executor.remove_node(node)
         node.destroy_publisher(publisher)
+        if info_publisher is not None:
+            node.destroy_publisher(info_publisher)
 
 
 def main(args=None) -> int:
@@ -205,8 +236,9 @@ def _play(node, p: dict, stop: threading.Event) -> int:
         published = play_frames(
             node, player_frames(p), "image", rate=p["rate"], frame_id=p["frame_id"],
             encoding=p["encoding"], reliability=p["qos_reliability"], depth=p["qos_depth"],
-            subscribers=p["wait_for_subscribers"], timeout=p["wait_timeout"], stop=stop, restamp=p["restamp"])
-    except (SourceError, FileNotFoundError, OSError, ValueError, RuntimeError) as exc:  # BagError is a RuntimeError
+            subscribers=p["wait_for_subscribers"], timeout=p["wait_timeout"], stop=stop, restamp=p["restamp"],
+            camera_info=camera_info_msg(p["camera_info"]) if p["camera_info"] else None)
+    except (SourceError, FileNotFoundError, OSError, ValueError, KeyError, RuntimeError) as exc:  # BagError: RuntimeError
         log.error(f"cannot play {source}: {exc}")
         return 1
     if published == 0 and p["wait_for_subscribers"] and not stop.is_set():

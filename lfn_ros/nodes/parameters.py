@@ -112,6 +112,9 @@ PLAYER_PARAMETERS = (
     Param("restamp", False, "For a bag: stamp each image with the time it is published instead of its "
           "recorded stamp (latency measurements)."),
     Param("frame_id", "camera", "header.frame_id of every image (a bag keeps its recorded ones)."),
+    Param("camera_info", "", "A camera_info YAML (image_width, image_height, k, d, distortion_model, as "
+          "camera_calibration writes and lfn_ros.data.scenes3d's sequences carry): published on 'camera_info' "
+          "with every image, same header. '' = none."),
     Param("encoding", "rgb8", "Published encoding.", choices=PLAYER_ENCODINGS),
     Param("loop", False, "Start again at the end of the source (forever, unless count is reached)."),
     Param("count", 0, "Stop after this many frames; 0 = the whole source (forever with loop).",
@@ -122,6 +125,22 @@ PLAYER_PARAMETERS = (
           "subscribers.", range=(0, 1000)),
     Param("wait_timeout", 30.0, "Give up waiting for subscribers after this many seconds (exit 1).",
           range=(0.0, 86400.0)),
+)
+
+#: flow_odometry's parameters (all read at start-up; lfn_ros.odometry.OdometryConfig's fields and the frames).
+ODOMETRY_PARAMETERS = (
+    Param("stride", 8, "Grid spacing of the correspondences taken from the flow, pixels.", range=(1, 64)),
+    Param("ransac_threshold_px", 1.0, "Epipolar distance under which a correspondence is an inlier, pixels.",
+          range=(0.05, 20.0)),
+    Param("min_points", 40, "Fewest non-occluded correspondences (and cheirality inliers) for an estimate.",
+          range=(8, 100000)),
+    Param("min_inlier_ratio", 0.4, "Smallest share of RANSAC inliers for an estimate.", range=(0.0, 1.0)),
+    Param("min_parallax_px", 0.5, "Smallest median motion left after removing the rotation, pixels: below it "
+          "the translation is unobservable (pure rotation, a standing camera) and no message is published.",
+          range=(0.0, 100.0)),
+    Param("odom_frame", "odom", "frame_id of the Odometry message (the first camera pose)."),
+    Param("sync_queue", 10, "Messages kept per topic while waiting for the others with the same stamp.",
+          range=(1, 1000)),
 )
 
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
