@@ -10,7 +10,7 @@ assert on the JSON. Observations are plain data (no asserts here), so a failed t
 was seen. A scenario that raises records ``{"error": "..."}`` and the next one still runs.
 
 Scenarios against a flow_node: ready, basic, malformed, encodings, resolution, backwards,
-params, diagnostics, compressed. Against an image_player: listen (and, with a node, record_bag).
+params, diagnostics, compressed. Against an image_player: listen (and, with a node, record_bag). Against flow_odometry: odometry.
 Self-contained: play_frames.
 """
 
@@ -349,6 +349,53 @@ class Probe:
         for msg in self.got["flow"]:
             np.save(flows / f"{msg.header.stamp.sec}_{msg.header.stamp.nanosec:09d}.npy", np.array(image_msg_to_array(msg)))
         return {"images": len(images), "flows": len(self.got["flow"])}
+
+    def odometry(self) -> dict:
+        """Against a flow_odometry node: exact flows of a rendered street turn (3 degrees per frame)
+        as flow / occlusion / flow/timing; one frame before camera_info and one degenerate (zero
+        flow) frame. Returns the twists and odometry received, by stamp."""
+        from geometry_msgs.msg import TwistStamped
+        from nav_msgs.msg import Odometry
+        from sensor_msgs.msg import CameraInfo
+
+        from lfn_ros.data.scenes3d import render_sequence
+
+        sequence = render_sequence("street", "turn", 4, seed=2)
+        camera = sequence["camera"]
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+        pubs = {"flow": self.node.create_publisher(Image, "flow", reliable),
+                "occlusion": self.node.create_publisher(Image, "occlusion", reliable),
+                "timing": self.node.create_publisher(FlowTiming, "flow/timing", reliable),
+                "info": self.node.create_publisher(CameraInfo, "camera_info", reliable)}
+        twists, odometry = [], []
+        self.node.create_subscription(TwistStamped, "odometry/twist", twists.append, reliable)
+        self.node.create_subscription(Odometry, "odometry", odometry.append, reliable)
+        self.spin(30, lambda: all(p.get_subscription_count() > 0 for p in pubs.values()))
+
+        def send(seconds, flow, occlusion):
+            header = Header(stamp=stamp_of(seconds), frame_id="cam_odo")
+            pubs["occlusion"].publish(array_to_image_msg(occlusion.astype(np.uint8) * 255, "mono8", header))
+            pubs["flow"].publish(array_to_image_msg(flow.astype(np.float32), "32FC2", header))
+            pubs["timing"].publish(FlowTiming(header=header, previous_stamp=stamp_of(seconds - 1)))
+            self.spin(1.5)
+
+        first = sequence["pairs"][0]
+        send(10, first["flow"], first["occlusion"])  # no camera_info yet: nothing
+        info = CameraInfo(width=camera.width, height=camera.height)
+        info.k = [float(v) for v in camera.K.ravel()]
+        pubs["info"].publish(info)
+        self.spin(0.5)
+        for i, pair in enumerate(sequence["pairs"]):
+            send(11 + i, pair["flow"], pair["occlusion"])
+        send(20, np.zeros_like(first["flow"]), np.zeros(first["flow"].shape[:2], bool))  # degenerate
+        self.spin(1.0)
+        return {"twists": [{"stamp": key(t.header.stamp), "angular": [t.twist.angular.x, t.twist.angular.y, t.twist.angular.z],
+                            "linear": [t.twist.linear.x, t.twist.linear.y, t.twist.linear.z]} for t in twists],
+                "odometry": [{"stamp": key(o.header.stamp), "frame_id": o.header.frame_id, "child": o.child_frame_id,
+                              "position": [o.pose.pose.position.x, o.pose.pose.position.y, o.pose.pose.position.z]}
+                             for o in odometry],
+                "true_yaw_rate": float(np.radians(3.0))}
 
     def play_frames(self) -> dict:
         """lfn_ros.nodes.image_player.play_frames, received by this same process."""
