@@ -51,3 +51,13 @@ def test_driving_forward_expands_and_depth_is_positive(sequence):
         assert pair["t_21"][2] < 0  # scene points come closer: camera 2 sees them at smaller z
         left, right = pair["flow"][:, :40, 0].mean(), pair["flow"][:, -40:, 0].mean()
         assert left < 0 < right  # expansion: the left edge moves left, the right edge right
+
+
+def test_scene3d_flow_samples_training_batches_like_the_2d_generator():
+    from lfn_ros.data.scenes3d import Scene3DFlow
+
+    batch = Scene3DFlow(seed=4).sample(2, (64, 96))
+    assert {k: tuple(v.shape) for k, v in batch.items()} == {
+        "image1": (2, 3, 64, 96), "image2": (2, 3, 64, 96), "flow": (2, 2, 64, 96), "occlusion": (2, 1, 64, 96),
+        "valid": (2, 1, 64, 96)}
+    assert 0 <= float(batch["image1"].min()) and float(batch["image1"].max()) <= 1 and torch.isfinite(batch["flow"]).all()
