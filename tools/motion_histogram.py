@@ -36,6 +36,29 @@ def magnitudes(config, height=192, width=256, batches=12, seed=1) -> np.ndarray:
     return torch.cat([source.sample(8)["flow"].norm(dim=1).flatten() for _ in range(batches)]).numpy() / width
 
 
+def plot_histograms(series: dict, bins, markers, text_y: float, xlabel: str, title: str, legend: str, out) -> None:
+    """Step histograms (fraction of pixels per bin, log-log) of ``series`` with labelled vertical markers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    for name, m in series.items():
+        hist, edges = np.histogram(np.clip(m, bins[0], None), bins=bins)
+        ax.step(edges[1:], hist / m.size, where="pre", label=name)
+    for x, text in markers:
+        ax.axvline(x, color="grey", ls=":", lw=1)
+        ax.text(x, text_y, text, rotation=90, fontsize=7, va="bottom", ha="right", color="dimgrey")
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="fraction of pixels", title=title)
+    ax.legend(fontsize=8, loc=legend)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def pixels(config, sizes, batches=8, seed=1) -> np.ndarray:
     """|flow| in pixels of the crops, over ``batches`` batches of 8 per size (H, W)."""
     out = []
@@ -46,62 +69,28 @@ def pixels(config, sizes, batches=8, seed=1) -> np.ndarray:
 
 
 def round3(out="docs/images/motion_histogram_round3.png") -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     series = {"round 2 data, 256x192 crops": pixels(SyntheticConfig(), [(192, 256)]),
               "round 3 data, 256x192 + 448x320 crops": pixels(SyntheticConfig.round3(), [(192, 256), (320, 448)])}
     table = {name: {bin_name: round(float(((m >= low) & (m < high)).mean() * 100), 2) for bin_name, low, high in MOTION_BINS}
              | {"p99_px": round(float(np.quantile(m, 0.99)), 1), "max_px": round(float(m.max()), 1)}
              for name, m in series.items()}
-    fig, ax = plt.subplots(figsize=(8.5, 4.2))
-    bins = np.logspace(-2, np.log10(400), 70)
-    for name, m in series.items():
-        hist, edges = np.histogram(np.clip(m, 1e-2, None), bins=bins)
-        ax.step(edges[1:], hist / m.size, where="pre", label=name)
-    for x, text in ((10, "10 px (s0-10 | s10-40)"), (40, "40 px (s40+)"), (200, "Sintel, KITTI: > 200 px")):
-        ax.axvline(x, color="grey", ls=":", lw=1)
-        ax.text(x, 2e-6, text, rotation=90, fontsize=7, va="bottom", ha="right", color="dimgrey")
-    ax.set(xscale="log", yscale="log", xlabel="displacement (px at the network's input)", ylabel="fraction of pixels",
-           title="Round 3's training displacements against round 2's")
-    ax.legend(fontsize=8, loc="lower left")
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    markers = ((10, "10 px (s0-10 | s10-40)"), (40, "40 px (s40+)"), (200, "Sintel, KITTI: > 200 px"))
+    plot_histograms(series, np.logspace(-2, np.log10(400), 70), markers, 2e-6, "displacement (px at the network's input)",
+                    "Round 3's training displacements against round 2's", "lower left", out)
     Path(out).with_suffix(".json").write_text(json.dumps({"percent_of_pixels_per_bin": table}, indent=1))
     print(json.dumps(table, indent=1))
     return 0
 
 
 def main(out="docs/images/motion_histogram.png") -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     series = {"round 1 (256x192, motion x0.8)": magnitudes(SyntheticConfig.round1(motion_scale=0.8)),
               "today (heavy tail, 256x192)": magnitudes(SyntheticConfig()),
               "synthetic validation (512x384)": magnitudes(SyntheticConfig(), 384, 512, batches=6, seed=987_654_321)}
     table = {name: (np.histogram(m, BUCKETS)[0] / m.size * 100).round(1).tolist() for name, m in series.items()}
-    fig, ax = plt.subplots(figsize=(8.5, 4.2))
-    bins = np.logspace(-4, 0, 60)
-    for name, m in series.items():
-        hist, edges = np.histogram(np.clip(m, 1e-4, None), bins=bins)
-        ax.step(edges[1:], hist / m.size, where="pre", label=name)
-    for x, text in ((10 / 1024, "Sintel: 10 px\n(s0-10 | s10-40)"), (40 / 1024, "Sintel: 40 px\n(s40+)"),
-                    (200 / 1024, "Sintel > 200 px"), (200 / 1242, "KITTI > 200 px")):
-        ax.axvline(x, color="grey", ls=":", lw=1)
-        ax.text(x, 1.5e-5, text, rotation=90, fontsize=7, va="bottom", ha="right", color="dimgrey")
-    ax.set(xscale="log", yscale="log", xlabel="displacement / frame width", ylabel="fraction of pixels",
-           title="Synthetic training displacements vs published reference points")
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    markers = ((10 / 1024, "Sintel: 10 px\n(s0-10 | s10-40)"), (40 / 1024, "Sintel: 40 px\n(s40+)"),
+               (200 / 1024, "Sintel > 200 px"), (200 / 1242, "KITTI > 200 px"))
+    plot_histograms(series, np.logspace(-4, 0, 60), markers, 1.5e-5, "displacement / frame width",
+                    "Synthetic training displacements vs published reference points", "upper left", out)
     Path(out).with_suffix(".json").write_text(json.dumps({"buckets_fraction_of_width": BUCKETS, "percent_of_pixels": table}, indent=1))
     print(json.dumps(table, indent=1))
     return 0

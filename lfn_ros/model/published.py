@@ -96,15 +96,10 @@ def _sniklaus_to_lfn_ros(state: dict, model: LiteFlowNet) -> dict:
         mapped[name] = tensor.detach().float().clone()
     extra = sorted(set(theirs) - {sniklaus_name(n) for n in model.state_dict()})
     if missing or misshapen or extra:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if misshapen:
-            parts.append(f"{len(misshapen)} of another shape (e.g. {'; '.join(misshapen[:2])})")
-        if extra:
-            parts.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
+        from .weights import mismatch_text
+
         raise LayoutError("sniklaus/pytorch-liteflownet layout expected (LiteFlowNet, 212 tensors, 5,381,969 "
-                          "parameters), but " + ", ".join(parts) + ": another network or a damaged file")
+                          "parameters), but " + mismatch_text(missing, extra, misshapen) + ": another network or a damaged file")
     # His network reads BGR images, ours RGB: reverse the first convolution's input channels.
     first = "netc.level1.0.weight"
     mapped[first] = mapped[first].flip(1).contiguous()

@@ -164,6 +164,18 @@ def migrate_state_dict(state: dict, format_version: int) -> dict:
     return migrated
 
 
+def mismatch_text(missing: list, unexpected: list, misshapen: list) -> str:
+    """'2 missing (e.g. a, b), 1 of the wrong shape (e.g. c: (3,) vs (4,))': what a state dict lacks."""
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    if misshapen:
+        parts.append(f"{len(misshapen)} of the wrong shape (e.g. {'; '.join(misshapen[:3])})")
+    return ", ".join(parts)
+
+
 def apply_state_dict(model: LiteFlowNet, state: dict, source: str = "state dict") -> None:
     """Copy parameters into ``model``, converting dtype; any missing, extra or misshapen
     parameter raises WeightsError listing the first few."""
@@ -172,14 +184,7 @@ def apply_state_dict(model: LiteFlowNet, state: dict, source: str = "state dict"
     unexpected = sorted(set(state) - set(own))
     mismatched = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
     if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if mismatched:
-            parts.append(f"{len(mismatched)} of the wrong shape (e.g. {'; '.join(mismatched[:3])})")
-        raise WeightsError(f"{source} does not fit LiteFlowNet: " + ", ".join(parts))
+        raise WeightsError(f"{source} does not fit LiteFlowNet: " + mismatch_text(missing, unexpected, mismatched))
     with torch.no_grad():
         for name, tensor in own.items():
             tensor.copy_(state[name].to(tensor.dtype))

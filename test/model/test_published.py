@@ -98,7 +98,7 @@ def test_other_networks_and_damaged_files_get_one_line_that_names_the_expected_l
     # His layout with a tensor of the wrong shape (LiteFlowNet2 has other channel counts) or one missing.
     state = random_state(manifest, seed=1)
     state["netMatching.0.netMain.0.weight"] = torch.zeros(128, 81, 3, 3)
-    with pytest.raises(LayoutError, match="another shape"):
+    with pytest.raises(LayoutError, match="of the wrong shape"):
         import_published(state)
     state.pop("netMatching.0.netMain.0.weight")
     with pytest.raises(LayoutError, match="1 missing"):
