@@ -8,7 +8,8 @@ card comes from a file named next to it (issue 12).
 Sources: the shipped checkpoint's own card (training runs, steps, pairs, hours, occlusion head),
 benchmarks/results/evaluation_cpu.json (`lfn-ros evaluate ../shared/data --json ...`; it must
 name the shipped file's sha256, or this refuses) and, when present,
-benchmarks/results/evaluation_round1_cpu.json (the previous weights, for the comparison column).
+benchmarks/results/evaluation_round2_cpu.json (the previous weights, round 2, run through the published
+network on the same data, for the comparison column).
 The generated text sits between the markers <!-- generated:begin --> and <!-- generated:end -->.
 """
 
@@ -30,7 +31,8 @@ from lfn_ros.resources import DEFAULT_WEIGHTS  # noqa: E402
 
 CARD = ROOT / "lfn_ros" / "weights" / "README.md"
 EVALUATION = ROOT / "benchmarks" / "results" / "evaluation_cpu.json"
-PREVIOUS = ROOT / "benchmarks" / "results" / "evaluation_round1_cpu.json"
+PREVIOUS = ROOT / "benchmarks" / "results" / "evaluation_round2_cpu.json"
+PREVIOUS_NAME = "round 2"
 NAMES = {"Sintel-clean": "Sintel clean", "Sintel-final": "Sintel final", "FlyingChairs": "FlyingChairs",
          "Middlebury": "Middlebury", "KITTI2012-noc": "KITTI 2012 noc", "KITTI2012-occ": "KITTI 2012 occ",
          "KITTI2015-noc": "KITTI 2015 noc", "KITTI2015-occ": "KITTI 2015 occ"}
@@ -56,7 +58,7 @@ def runs_table(card: dict) -> list[str]:
 
 
 def accuracy_table(results: dict, previous: dict | None) -> list[str]:
-    header = "| dataset (pairs) | lfn_ros |" + (" round 1 |" if previous else "") + "".join(f" {p} |" for p in PEERS)
+    header = "| dataset (pairs) | lfn_ros |" + (f" {PREVIOUS_NAME} |" if previous else "") + "".join(f" {p} |" for p in PEERS)
     lines = [header, "|---" * (header.count("|") - 1) + "|"]
     rows = list(results["datasets"].items()) + [("all", {"pairs": results["all"]["methods"]["lfn_ros"]["pairs"],
                                                           "methods": results["all"]["methods"]})]
@@ -93,16 +95,17 @@ def ratio_to(results: dict, peer: str = "DIS-medium") -> tuple[float, int]:
     return math.exp(sum(logs) / len(logs)), len(logs)
 
 
-def motion_bin_table(results: dict) -> list[str]:
-    """EPE per true-motion bin (mean over datasets, as evaluate's "all" row) of lfn_ros and every peer,
-    and per dataset for lfn_ros and DIS-medium."""
-    methods = ["lfn_ros", *PEERS]
+def motion_bin_table(results: dict, previous: dict | None = None) -> list[str]:
+    """EPE per true-motion bin (mean over datasets, as evaluate's "all" row) of lfn_ros, the
+    previous weights (when given) and every peer, and per dataset for lfn_ros and DIS-medium."""
+    rows = [("lfn_ros", results["all"]["methods"].get("lfn_ros"))]
+    if previous:
+        rows.append((f"lfn_ros, {PREVIOUS_NAME}", previous["all"]["methods"].get("lfn_ros")))
+    rows += [(results["labels"].get(p, p), results["all"]["methods"].get(p)) for p in PEERS]
     lines = ["| method | " + " | ".join(BINS) + " | all pixels |", "|---" * (len(BINS) + 2) + "|"]
-    for method in methods:
-        row = results["all"]["methods"].get(method)
+    for label, row in rows:
         if row:
-            lines.append(f"| {results['labels'].get(method, method) if method != 'lfn_ros' else 'lfn_ros'} | "
-                         + " | ".join(fmt(row.get(f"epe_{b}")) for b in BINS) + f" | {fmt(row.get('epe'))} |")
+            lines.append(f"| {label} | " + " | ".join(fmt(row.get(f"epe_{b}")) for b in BINS) + f" | {fmt(row.get('epe'))} |")
     lines += ["", "| dataset | " + " | ".join(f"{b} lfn_ros / DIS-medium" for b in BINS) + " |", "|---" * (len(BINS) + 1) + "|"]
     for name, entry in results["datasets"].items():
         if name in results["all"].get("left_out", []):
@@ -136,16 +139,16 @@ def generate() -> str:
              f"### Accuracy: EPE in pixels, `{results['lfn_ros']['model']}`", "",
              "`lfn-ros evaluate ../shared/data --json benchmarks/results/evaluation_cpu.json --plot docs/images/evaluation.png`, "
              "all pairs, every method in the same run on the same machine"
-             + (" (round 1: `benchmarks/results/evaluation_round1_cpu.json`, the previous weights)" if previous else "") + ".", "",
+             + (f" ({PREVIOUS_NAME}: `benchmarks/results/{PREVIOUS.name}`, the previous weights)" if previous else "") + ".", "",
              *accuracy_table(results, previous), ""]
     ratio, pairs = ratio_to(results)
     line = f"EPE ratio to DIS-medium, geometric mean over {pairs} pairs: **{ratio:.2f}**"
     if previous:
-        line += f" (round 1: {ratio_to(previous)[0]:.2f})"
+        line += f" ({PREVIOUS_NAME}: {ratio_to(previous)[0]:.2f})"
     parts += [line + ". Targets (issue 15): 0.9 or less here; below 1.0 on the team's held-out pairs (not here).", ""]
     if all(f"epe_{b}" in results["all"]["methods"]["lfn_ros"] for b in BINS):
         parts += ["### By true motion: EPE over the pixels whose ground-truth motion is 0-10, 10-40 or 40+ px (Sintel's bins)",
-                  "", *motion_bin_table(results), ""]
+                  "", *motion_bin_table(results, previous), ""]
     occlusion = occlusion_table(results)
     if len(occlusion) > 2:
         method = card.get("occlusion", {})
