@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Synthetic validation EPE of checkpoints side by side (lfn_ros.train.validation: 48 pairs at
-512x384, by displacement as a fraction of the width and by true motion in pixels; --data heavy or
-round3). What recipe decisions are made on.
+512x384, by displacement as a fraction of the width and by true motion in pixels; --data heavy,
+round3 or scenes3d). What recipe decisions are made on.
 
     python benchmarks/validate_checkpoints.py runs/a/last.pt runs/b/last.pt [--out FILE]
 """
@@ -16,17 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lfn_ros.data.synthetic_config import PRESETS  # noqa: E402
 from lfn_ros.evaluate.metrics import MOTION_BINS  # noqa: E402
 from lfn_ros.model.weights import load_model  # noqa: E402
-from lfn_ros.train.validation import BUCKETS, validate  # noqa: E402
+from lfn_ros.train.validation import BUCKETS, VALIDATION_SETS, validate  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--data", default="heavy", choices=sorted(PRESETS), help="validation set (docs/training.md)")
+    parser.add_argument("--data", default="heavy", choices=VALIDATION_SETS, help="validation set (docs/training.md)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "validation_checkpoints.json"))
     args = parser.parse_args(argv)
     names = [name for name, _, _ in BUCKETS + MOTION_BINS]  # fractions of the width, then pixels

@@ -63,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--motion", default=d.motion, choices=MOTIONS,
                    help="synthetic data: heavy-tailed motion (round 2), round 1's (for comparisons), or round 3's "
                         "(heavy + fast objects against the background + motion blur; docs/training.md)")
+    p.add_argument("--scenes3d-share", type=float, default=d.scenes3d_share,
+                   help="probability that a training pair is a rendered 3D scene (lfn_ros.data.scenes3d: a camera "
+                        "driving, turning, hand-held or yawing past textured planes) instead of a layered one")
     p.add_argument("--motion-scale", type=float, default=d.motion_scale, help="scale of all synthetic motions")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--precision", default=d.precision, choices=PRECISIONS,

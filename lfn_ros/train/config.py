@@ -40,7 +40,9 @@ class TrainConfig:
 
     Data: ``sizes`` are the crop sizes (H, W), used in turn, one per step (mixing crop sizes);
     ``reuse`` is how often each generated pair is used on average (see
-    :class:`lfn_ros.train.stream.PairStream`); ``motion_scale`` scales every synthetic motion.
+    :class:`lfn_ros.train.stream.PairStream`); ``motion_scale`` scales every synthetic motion;
+    ``scenes3d_share`` is the probability that a pair is a rendered 3D scene
+    (:class:`lfn_ros.data.mix.MixedSource`) instead of a layered one.
 
     Deep supervision: ``stage_loss_weight`` adds that multiple of the loss on M's and S's own
     outputs (lfn_ros.train.loss.stage_loss) to the published loss.
@@ -75,6 +77,7 @@ class TrainConfig:
     robust: bool = False
     motion_scale: float = 1.0
     motion: str = "heavy"
+    scenes3d_share: float = 0.0
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
     precision: str = "auto"
     threads: int = 0
@@ -101,6 +104,8 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {self.precision!r}")
         if self.motion not in MOTIONS:
             raise ValueError(f"motion must be one of {MOTIONS}, got {self.motion!r}")
+        if not 0.0 <= self.scenes3d_share <= 1.0:
+            raise ValueError(f"scenes3d_share must be in [0, 1], got {self.scenes3d_share}")
         if self.reuse < 1 or self.batch < 1:
             raise ValueError(f"reuse and batch must be >= 1, got {self.reuse}, {self.batch}")
         if self.finest_level not in (2, 3, 4, 5, 6):

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .. import precision as precisions
+from ..data.mix import MixedSource
 from ..data.synthetic import SyntheticConfig, SyntheticFlow
 from ..data.synthetic_config import PRESETS
 from ..model.liteflownet import LEVELS, LiteFlowNet
@@ -141,6 +142,8 @@ class Trainer:
         self.card: dict = {}
         self.data_config = synthetic_config(config)
         source = SyntheticFlow(*config.sizes[0], device=self.device, seed=config.seed + rank, config=self.data_config)
+        if config.scenes3d_share > 0:
+            source = MixedSource(source, config.scenes3d_share)
         self.stream = PairStream(source, config.batch, config.sizes, reuse=config.reuse, seed=config.seed + rank)
         self.resumed_from = None
         self.net = self.model

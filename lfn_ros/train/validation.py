@@ -4,7 +4,8 @@ The real pairs in ``../shared/data`` decide only whether a checkpoint ships; eve
 recipe (motion distribution, crop size, schedule, reuse) is made on this set instead (issue 8).
 It is drawn from one of the named data sets (``data``: "heavy", the default
 :class:`SyntheticConfig` with round 2's heavy-tailed motion, or "round3", which adds fast objects
-and motion blur; docs/training.md) with its own seed, at 512x384 (FlyingChairs' size), larger
+and motion blur; docs/training.md; or "scenes3d", rendered 3D scenes seen by a moving camera,
+lfn_ros.data.scenes3d) with its own seed, at 512x384 (FlyingChairs' size), larger
 than the training crops so the motions reach further in pixels than any crop trained on.
 
 EPE is reported overall, by displacement as a fraction of the frame width (the buckets
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from ..data.scenes3d import Scene3DFlow
 from ..data.synthetic import SyntheticFlow
 from ..data.synthetic_config import PRESETS
 from .. import precision as precisions
@@ -27,16 +29,24 @@ SEED = 987_654_321
 #: Displacement buckets, fractions of the width: (name, low, high).
 BUCKETS = (("lt1pct", 0.0, 0.01), ("1-4pct", 0.01, 0.04), ("4-10pct", 0.04, 0.10), ("ge10pct", 0.10, float("inf")))
 
+#: The validation sets: the generator's presets and the rendered 3D scenes.
+VALIDATION_SETS = (*PRESETS, "scenes3d")
+
 _CACHE: dict = {}
 
 
 def validation_pairs(pairs: int = 48, size: tuple = SIZE, seed: int = SEED, device="cpu", data: str = "heavy") -> list:
-    """The fixed validation batches of the data set ``data`` (a name of PRESETS), 8 pairs each,
-    generated once per process and cached."""
+    """The fixed validation batches of the data set ``data`` (a name of VALIDATION_SETS), 8 pairs
+    each, generated once per process and cached."""
+    if data not in VALIDATION_SETS:
+        raise ValueError(f"unknown validation set {data!r}: one of {VALIDATION_SETS}")
     key = (pairs, tuple(size), seed, str(device), data)
     if key not in _CACHE:
-        source = SyntheticFlow(*size, device=device, seed=seed, config=PRESETS[data]())
-        _CACHE[key] = [source.sample(min(8, pairs - start)) for start in range(0, pairs, 8)]
+        if data == "scenes3d":
+            source = Scene3DFlow(seed=seed, device=device)
+        else:
+            source = SyntheticFlow(*size, device=device, seed=seed, config=PRESETS[data]())
+        _CACHE[key] = [source.sample(min(8, pairs - start), tuple(size)) for start in range(0, pairs, 8)]
     return _CACHE[key]
 
 

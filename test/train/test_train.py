@@ -287,3 +287,21 @@ def test_one_cycle_over_the_planned_minutes_follows_the_time_used():
     assert trainer.lr_at(5) == pytest.approx(2e-4)
     trainer.time_progress = 1.0
     assert trainer.lr_at(5) == pytest.approx(2e-6)
+
+
+def test_resume_continues_exactly_with_rendered_3d_scenes_in_the_mix(tmp_path):
+    config = tiny_args(reuse=2, scenes3d_share=0.5)
+    torch.manual_seed(1)
+    straight = Trainer(config, device="cpu")
+    assert type(straight.stream.source).__name__ == "MixedSource"
+    for _ in range(3):
+        straight.train_step()
+    straight.save(tmp_path / "ckpt.pt", card={"steps": straight.step})
+    for _ in range(3):
+        straight.train_step()
+    resumed = Trainer(config.replace(seed=9), device="cpu")
+    resumed.load(tmp_path / "ckpt.pt")
+    for _ in range(3):
+        resumed.train_step()
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-7), name
