@@ -237,21 +237,27 @@ def test_cli_runs_resumes_accumulates_and_exports(tmp_path):
     assert model.finest_level == 6  # the level it was trained to
 
 
-def test_resume_continues_exactly_with_pair_reuse_and_mixed_sizes(tmp_path):
-    config = tiny_args(reuse=3, sizes=((64, 96), (64, 64)))
+def assert_resume_is_exact(config, tmp_path, before: int, after: int, other_seed: int) -> Trainer:
+    """Train ``before`` steps, save, train ``after`` more; a trainer of another seed loaded from
+    the save and trained ``after`` steps must end with the same weights. Returns the first."""
     torch.manual_seed(1)
     straight = Trainer(config, device="cpu")
-    for _ in range(5):
+    for _ in range(before):
         straight.train_step()
     straight.save(tmp_path / "ckpt.pt", card={"steps": straight.step})
-    for _ in range(4):
+    for _ in range(after):
         straight.train_step()
-    resumed = Trainer(config.replace(seed=5), device="cpu")
+    resumed = Trainer(config.replace(seed=other_seed), device="cpu")
     resumed.load(tmp_path / "ckpt.pt")
-    for _ in range(4):
+    for _ in range(after):
         resumed.train_step()
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.allclose(a, b, rtol=0, atol=1e-7), name
+    return straight
+
+
+def test_resume_continues_exactly_with_pair_reuse_and_mixed_sizes(tmp_path):
+    assert_resume_is_exact(tiny_args(reuse=3, sizes=((64, 96), (64, 64))), tmp_path, 5, 4, other_seed=5)
 
 
 def test_a_bf16_step_and_an_fp32_step_give_the_same_gradients():
@@ -290,18 +296,5 @@ def test_one_cycle_over_the_planned_minutes_follows_the_time_used():
 
 
 def test_resume_continues_exactly_with_rendered_3d_scenes_in_the_mix(tmp_path):
-    config = tiny_args(reuse=2, scenes3d_share=0.5)
-    torch.manual_seed(1)
-    straight = Trainer(config, device="cpu")
+    straight = assert_resume_is_exact(tiny_args(reuse=2, scenes3d_share=0.5), tmp_path, 3, 3, other_seed=9)
     assert type(straight.stream.source).__name__ == "MixedSource"
-    for _ in range(3):
-        straight.train_step()
-    straight.save(tmp_path / "ckpt.pt", card={"steps": straight.step})
-    for _ in range(3):
-        straight.train_step()
-    resumed = Trainer(config.replace(seed=9), device="cpu")
-    resumed.load(tmp_path / "ckpt.pt")
-    for _ in range(3):
-        resumed.train_step()
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.allclose(a, b, rtol=0, atol=1e-7), name
