@@ -64,18 +64,54 @@ def is_bag(path) -> bool:
 
 
 def open_reader(path):
-    """An opened rosbags AnyReader of ``path`` (call ``.close()``, or use it as a context)."""
-    from rosbags.highlevel import AnyReader
+    """An opened rosbags AnyReader of ``path`` (call ``.close()``, or use it as a context).
 
+    A bag folder whose metadata.yaml describes its topics differently from its storage files (other
+    QoS strings: rosbag2's own test bags, written by ``ros2 bag record``, are such bags) reads as
+    empty through rosbags' folder reader, which matches the two by QoS too. Such a bag is read from
+    its storage files, whose topic records rosbag2's own reader uses (see :func:`_storage_files`)."""
     path = Path(path)
     if not path.exists():
         raise BagError(f"bag {path} does not exist")
+    reader = _open_any([path])
+    if path.is_dir() and _loses_messages(reader):
+        files = _storage_files(path)
+        reader.close()
+        log.warning("%s: metadata.yaml and its storage describe the topics differently (their QoS); reading %s directly",
+                    path, ", ".join(f.name for f in files))
+        reader = _open_any(files)
+    return reader
+
+
+def _open_any(paths):
+    from rosbags.highlevel import AnyReader
+
     try:
-        reader = AnyReader([path], default_typestore=typestore())
+        reader = AnyReader(paths, default_typestore=typestore())
         reader.open()
     except Exception as exc:  # rosbags raises its own errors for a missing metadata.yaml, a torn file, ...
-        raise BagError(f"{path} cannot be read as a ROS 2 bag: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+        raise BagError(f"{paths[0]} cannot be read as a ROS 2 bag: {type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0][:200]}") from exc
     return reader
+
+
+def _loses_messages(reader) -> bool:
+    """Whether a topic that metadata.yaml says has messages yields none (one message read per topic)."""
+    return any(next(iter(reader.messages(connections=[c])), None) is None for c in reader.connections if c.msgcount)
+
+
+def _storage_files(folder: Path) -> list[Path]:
+    """The storage files that ``folder``'s metadata.yaml lists, in order; BagError for a bag whose
+    messages are compressed one by one (only the folder reader can decompress them)."""
+    import yaml
+
+    info = yaml.safe_load((folder / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    if info.get("compression_mode") == "message":
+        raise BagError(f"{folder}: metadata.yaml and its storage disagree on the topics, and its messages are "
+                       "compressed one by one: rewrite it with `ros2 bag convert` or rosbags-convert")
+    suffix = {"mcap": ".mcap", "sqlite3": ".db3"}.get(info.get("storage_identifier", ""), "")
+    files = [folder / Path(name).name for name in info.get("relative_file_paths", [])]
+    return [f.with_name(f.name + suffix) if suffix and f.suffix != suffix else f for f in files]
 
 
 def image_connections(reader, topic: str) -> list:

@@ -5,6 +5,7 @@ middle, a truncated message; the output bag's flows equal FlowEngine.process on 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -137,3 +138,19 @@ def test_lfn_ros_infer_takes_a_bag(tmp_path, frames, capsys):
     assert len(read_flow_bag(tmp_path / "flow_bag")) == 2
     assert main(["infer", str(bag), "--out", str(tmp_path / "x")]) == 2  # no --topic
     shutil.rmtree(tmp_path / "flow_bag")
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_bags_recorded_by_ros2_bag_read_in_both_formats(tmp_path, engine, storage):
+    """rosbag2's own talker bags (test/data/ros2_bags/README.md): their metadata.yaml and storage
+    disagree on the QoS strings, which rosbags' folder reader answers with no messages."""
+    bag = shutil.copytree(Path(__file__).parent / "data" / "ros2_bags" / f"talker_{storage}", tmp_path / "talker")
+    reader = open_reader(bag)
+    topic = [c for c in reader.connections if c.topic == "/topic"]
+    got = [(t, reader.deserialize(raw, c.msgtype).data) for c, t, raw in reader.messages(connections=topic)]
+    reader.close()
+    assert [text for _, text in got] == [f"Hello, world! {i}" for i in range(10)]
+    assert got[0][0] == 1585866235112609068 and [a for a, _ in got] == sorted(a for a, _ in got)
+    with pytest.raises(BagError, match=r"topic /topic is a std_msgs/msg/String, not an image; image topics in the bag: none; "
+                                       r"other topics: /parameter_events, /rosout, /topic"):
+        process_bag(bag, "/topic", tmp_path / "out", engine, progress=False)

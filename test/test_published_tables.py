@@ -29,6 +29,7 @@ def generated_section(path: Path) -> str:
 @pytest.mark.parametrize("tool, document", [
     ("weights_card", REPO / "lfn_ros" / "weights" / "README.md"),
     ("benchmarks_doc", REPO / "docs" / "benchmarks.md"),
+    ("odometry_doc", REPO / "docs" / "odometry.md"),
 ])
 def test_the_published_tables_are_generated_from_the_committed_results(tool, document):
     expected = load_tool(tool).generate().strip("\n")
