@@ -14,10 +14,15 @@ With ``--frames`` the camera plays that folder, video or ROS 2 bag instead (loop
 size; a bag with its recorded headers and timing, the configuration's rate being its speed
 factor, so ``--configs @1.0`` plays it as recorded).
 
-Per configuration: p50 / p99 end-to-end latency (receipt of ``flow`` minus the image stamp),
+Per configuration: the engine's own step first (``FlowEngine.process`` on the camera's frames in
+this process, the node's parameters, nothing else running: what ``speed.py`` calls the node
+step), then p50 / p99 end-to-end latency (receipt of ``flow`` minus the image stamp),
 frames received by the node, processed (flows published) and dropped (latest-only), and the
-node's overhead over the bare model time (latency minus FlowTiming.compute_ms: conversion,
-publishing and transport). The camera driver, the node and the subscriber share the machine's
+node's overhead over the bare model time (latency minus FlowTiming.compute_ms), split into the
+part inside the node (waiting for the inference thread to finish the previous frame, conversion,
+building the messages: FlowTiming.latency_ms minus compute_ms) and transport (receipt minus the
+node's publish time), and the ratio of the node's p50 latency to the engine's own step
+(issue 16: the node should cost at most 1.2x its engine). The camera driver, the node and the subscriber share the machine's
 cores, as they do on a small robot computer; the thread settings are measured the same way.
 
 Writes benchmarks/results/node_latency_cpu.json and prints a table. Pause any training first.
@@ -67,6 +72,47 @@ def source_size(frames: str, topic: str = "") -> tuple[int, int]:
     return first.shape[1], first.shape[0]
 
 
+def camera_frames(width: int, height: int, frames: str = "", topic: str = "", count: int = 24) -> list:
+    """The first ``count`` frames the camera would publish, as (H, W, 3) uint8 RGB."""
+    from lfn_ros.bags import is_bag, iter_bag_frames
+    from lfn_ros.io import iter_source
+
+    if frames and is_bag(frames):
+        source = (f.rgb for f in iter_bag_frames(frames, topic))
+    else:
+        source = iter(iter_source(frames or camera_folder(width, height)))
+    out = []
+    for rgb in source:
+        out.append(rgb)
+        if len(out) == count:
+            break
+    while len(out) < count:  # a short source loops, as the player does
+        out += out[: count - len(out)]
+    return out
+
+
+def engine_step_ms(frames: list, backend: str, threads: int, device: str = "cpu", warmup: int = 4) -> dict:
+    """``FlowEngine.process`` per frame with the node's defaults (its threads rule included), in
+    this process with nothing else running: p50 and p90 in ms after ``warmup`` frames."""
+    import torch
+
+    from lfn_ros.engine import FlowEngine
+    from lfn_ros.nodes.parameters import BY_NAME, default_cpu_threads
+
+    threads = threads or default_cpu_threads()  # the node's rule for cpu_threads 0
+    torch.set_num_threads(threads)
+    default = {name: BY_NAME[name].default for name in ("precision", "occlusion_method", "publish_occlusion")}
+    engine = FlowEngine(device=device, backend=backend, threads=threads, precision=default["precision"],
+                        occlusion=default["publish_occlusion"], occlusion_method=default["occlusion_method"])
+    times = []
+    for i, rgb in enumerate(frames):
+        t0 = time.perf_counter()
+        engine.process(rgb, seconds=i / 15.0)
+        if i > warmup:  # frame 0 starts the sequence (no flow); the next few warm the caches up
+            times.append((time.perf_counter() - t0) * 1000)
+    return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90)), "model": engine.model_name}
+
+
 def run_config(node, env, size, rate, params, seconds, frames: str = "", topic: str = "", device: str = "cpu") -> dict:
     """One configuration: start node and camera, measure for ``seconds``, stop both. ``frames``:
     the camera's source (folder, video or bag) instead of the resized shipped sequence."""
@@ -88,7 +134,8 @@ def run_config(node, env, size, rate, params, seconds, frames: str = "", topic: 
 
     def on_timing(msg):
         stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-        timings[stamp] = (float(msg.compute_ms), int(msg.frames_processed), int(msg.frames_dropped), msg.model)
+        timings[stamp] = (float(msg.compute_ms), int(msg.frames_processed), int(msg.frames_dropped), msg.model,
+                          float(msg.latency_ms))
 
     subs = [node.create_subscription(Image, "flow", on_flow, qos), node.create_subscription(FlowTiming, "flow/timing", on_timing, qos)]
     flow = subprocess.Popen(node_command("flow_node", {"device": device, "warmup": True, "warmup_height": height,
@@ -130,12 +177,19 @@ def run_config(node, env, size, rate, params, seconds, frames: str = "", topic: 
     sent = processed + dropped if frames else rate * seconds
     compute = np.array([timings[a[1]][0] for a in window if a[1] in timings])
     overhead = np.array([a[2] - timings[a[1]][0] for a in window if a[1] in timings])
+    # The overhead in two: inside the node (waiting for the inference thread, conversion,
+    # building the messages: its publish time minus stamp, minus compute) and transport (receipt
+    # here minus the node's publish time).
+    in_node = np.array([timings[a[1]][4] - timings[a[1]][0] for a in window if a[1] in timings])
+    transport = np.array([a[2] - timings[a[1]][4] for a in window if a[1] in timings])
     return {
         "model": last_timing[3], "camera_frames": round(sent), "processed": processed, "dropped": dropped,
         "processed_fraction": processed / sent if sent else float("nan"),
         "latency_ms": {"p50": float(np.percentile(latency, 50)), "p99": float(np.percentile(latency, 99))},
         "compute_ms_p50": float(np.median(compute)) if compute.size else None,
         "overhead_ms_p50": float(np.median(overhead)) if overhead.size else None,
+        "in_node_ms_p50": float(np.median(in_node)) if in_node.size else None,
+        "transport_ms_p50": float(np.median(transport)) if transport.size else None,
         "node_exit_status": node_status,
     }
 
@@ -164,7 +218,8 @@ def main(argv=None) -> int:
     runtime.init()
     node = rclpy.create_node("lfn_ros_node_latency")
     rows = []
-    header = f"{'camera':>12} {'backend':>9} {'threads':>7} {'processed':>10} {'dropped':>8} {'p50 ms':>7} {'p99 ms':>7} {'model ms':>9} {'overhead':>9}"
+    header = (f"{'camera':>12} {'backend':>9} {'threads':>7} {'engine ms':>10} {'processed':>10} {'dropped':>8} {'p50 ms':>7} "
+              f"{'p99 ms':>7} {'model ms':>9} {'overhead':>9} {'node/eng':>9}")
     print(header, flush=True)
     try:
         for config in args.configs.split(","):
@@ -172,17 +227,21 @@ def main(argv=None) -> int:
             width, height = source_size(args.frames, args.topic) if args.frames else (int(v) for v in size_text.split("x"))
             for backend in args.backends.split(","):
                 for threads in (int(t) for t in args.threads.split(",")):
+                    engine = engine_step_ms(camera_frames(width, height, args.frames, args.topic), backend, threads,
+                                            args.device)
                     result = run_config(node, env, (width, height), float(rate),
                                         {"backend": backend, "cpu_threads": threads}, args.seconds, args.frames, args.topic,
                                         args.device)
-                    result.update(camera=config, backend=backend, cpu_threads=threads)
+                    result.update(camera=config, backend=backend, cpu_threads=threads, engine_step_ms=engine)
                     rows.append(result)
                     if "error" in result:
-                        print(f"{config:>12} {backend:>9} {threads:>7}  {result['error']}", flush=True)
+                        print(f"{config:>12} {backend:>9} {threads:>7} {engine['p50']:10.1f}  {result['error']}", flush=True)
                         continue
-                    print(f"{config:>12} {backend:>9} {threads:>7} {100 * result['processed_fraction']:9.0f}% "
+                    result["node_over_engine"] = result["latency_ms"]["p50"] / engine["p50"]
+                    print(f"{config:>12} {backend:>9} {threads:>7} {engine['p50']:10.1f} {100 * result['processed_fraction']:9.0f}% "
                           f"{result['dropped']:>8} {result['latency_ms']['p50']:7.0f} {result['latency_ms']['p99']:7.0f} "
-                          f"{result['compute_ms_p50']:9.1f} {result['overhead_ms_p50']:9.1f}", flush=True)
+                          f"{result['compute_ms_p50']:9.1f} {result['overhead_ms_p50']:9.1f} "
+                          f"{result['node_over_engine']:8.2f}x", flush=True)
     finally:
         node.destroy_node()
         runtime.shutdown()

@@ -223,7 +223,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=0, help="frames to play (0 = all)")
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (cuda falls back to the CPU)")
     parser.add_argument("--weights", default="default", help="'default' (shipped), '' (untrained) or a checkpoint path")
-    parser.add_argument("--cpu-threads", type=int, default=0, help="torch CPU threads of the node (0 = all cores but one)")
+    parser.add_argument("--cpu-threads", type=int, default=0, help="torch CPU threads of the node (0 = the node's default: every core up to 4, else all but one)")
     parser.add_argument("--timeout", type=float, default=180.0, help="give up after this many seconds")
     parser.add_argument("--quiet", action="store_true", help="hide the nodes' log output")
 

@@ -48,16 +48,24 @@ def speed_tables(data: dict) -> list[str]:
 
 def latency_table(data: dict) -> list[str]:
     lines = [f"`{data['command']}` on {data['machine']}, {data['seconds']:g} s per configuration, {data['date']}; "
-             "`benchmarks/results/node_latency_cpu.json`.", "",
-             "| camera | backend | cpu_threads | processed | dropped | latency p50 ms | p99 ms | model ms (p50) | node overhead ms (p50) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "`benchmarks/results/node_latency_cpu.json`. Engine step: `FlowEngine.process` alone in the benchmark's "
+             "process, same parameters, measured just before the node. Overhead = latency - model time, split into "
+             "the node (waiting behind the previous frame, conversion, building messages) and transport.", "",
+             "| camera | backend | cpu_threads | engine step ms (p50) | processed | dropped | latency p50 ms | p99 ms | "
+             "node / engine | model ms (p50) | overhead ms (p50) | in the node | transport |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
+        engine = r.get("engine_step_ms", {}).get("p50")
+        engine_cell = f"{engine:.1f}" if engine else "-"
         if "error" in r:
-            lines.append(f"| {r['camera']} | {r['backend']} | {r['cpu_threads']} | {r['error']} | | | | | |")
+            lines.append(f"| {r['camera']} | {r['backend']} | {r['cpu_threads']} | {engine_cell} | {r['error']} | | | | | | | | |")
             continue
-        lines.append(f"| {r['camera']} | {r['backend']} | {r['cpu_threads']} | {100 * r['processed_fraction']:.0f} % | "
-                     f"{r['dropped']} | {r['latency_ms']['p50']:.0f} | {r['latency_ms']['p99']:.0f} | "
-                     f"{r['compute_ms_p50']:.1f} | {r['overhead_ms_p50']:.1f} |")
+        ratio = f"{r['node_over_engine']:.2f}x" if r.get("node_over_engine") else "-"
+        split = (f"{r['in_node_ms_p50']:.1f} | {r['transport_ms_p50']:.1f}" if r.get("in_node_ms_p50") is not None
+                 else "- | -")
+        lines.append(f"| {r['camera']} | {r['backend']} | {r['cpu_threads']} | {engine_cell} | "
+                     f"{100 * r['processed_fraction']:.0f} % | {r['dropped']} | {r['latency_ms']['p50']:.0f} | "
+                     f"{r['latency_ms']['p99']:.0f} | {ratio} | {r['compute_ms_p50']:.1f} | {r['overhead_ms_p50']:.1f} | {split} |")
     return lines + [""]
 
 

@@ -43,7 +43,7 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from lfn_ros.engine import STAGES
 from lfn_ros.nodes import runtime
 from lfn_ros.nodes.health import FlowStats, assess
-from lfn_ros.nodes.parameters import PARAMETERS, check_start_values, check_update
+from lfn_ros.nodes.parameters import PARAMETERS, check_start_values, check_update, default_cpu_threads
 from lfn_ros.pipeline import FlowPipeline, InputError, InputFrame
 
 __all__ = ["FlowNode", "ConfigError", "PARAMETERS", "main"]
@@ -164,11 +164,20 @@ class FlowNode(Node):
         from lfn_ros.engine import FlowEngine
         from lfn_ros.model.weights import UntrainedWarning, WeightsError
 
-        # Measured on 2 cores with a camera on the same machine (docs/benchmarks.md, node latency):
-        # inference on every core competes with the camera driver and the callbacks; all cores
-        # but one hold up. The same count goes to OpenVINO's thread pool.
-        threads = int(values["cpu_threads"]) or max(1, (os.cpu_count() or 2) - 1)
-        torch.set_num_threads(threads)
+        # cpu_threads 0: see default_cpu_threads (measured, docs/benchmarks.md, node latency).
+        # The same count goes to OpenVINO's thread pool.
+        threads = int(values["cpu_threads"]) or default_cpu_threads()
+        # The engine is built here, on the executor's thread, and runs on the inference thread.
+        # With GNU OpenMP every thread that runs a parallel torch op owns a worker pool, and once
+        # the pools hold more threads than there are cores, libgomp stops its workers from
+        # spin-waiting: each of the hundreds of small ops per frame then waits for a futex wake-up.
+        # Measured at 320x240, torch bf16, 2 threads (issue 16): 154 ms per step with the engine
+        # built on another thread at full width, 94-103 ms with this thread kept serial.
+        # So this thread builds it with one thread (and gets its count back after), and _run gives
+        # the inference thread all of them.
+        builder_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        self._torch_threads = threads
         weights = values["weights"]
         if weights not in ("default", ""):
             weights = os.path.expanduser(weights)
@@ -187,6 +196,8 @@ class FlowNode(Node):
         except (ValueError, RuntimeError) as exc:
             raise ConfigError(f"cannot start the flow engine ({values['device']}, "
                               f"{values['precision']}): {exc}") from exc
+        finally:
+            torch.set_num_threads(builder_threads)  # a count only: no OpenMP pool without a parallel op
         if not engine.card.get("trained", False):
             self.get_logger().warning(
                 "*** UNTRAINED WEIGHTS: the published flow is random noise (weights parameter "
@@ -250,6 +261,9 @@ class FlowNode(Node):
 
     # ------------------------------------------------------------------ inference thread
     def _run(self) -> None:
+        import torch
+
+        torch.set_num_threads(self._torch_threads)  # the only thread that runs torch (see _make_engine)
         if self._warmup_pending and self._warmup_size[0] > 0:
             self._warmup(*self._warmup_size)
         self._state = "running"

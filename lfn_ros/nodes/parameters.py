@@ -52,8 +52,10 @@ PARAMETERS = (
           "and rescaled to input pixels).", range=(0.1, 2.0)),
     Param("max_width", 0, "Largest processing width in pixels (the image is scaled down further "
           "to fit); 0 = no limit.", range=(0, 16384)),
-    Param("cpu_threads", 0, "CPU threads for inference (torch or OpenVINO); 0 = all cores but one (at "
-          "least 1), leaving a core for the camera driver, the callbacks and transport.", range=(0, 256)),
+    Param("cpu_threads", 0, "CPU threads for inference (torch or OpenVINO); 0 = every core on computers "
+          "of up to 4 cores (measured on 2: more frames and lower latency than one thread, for both "
+          "backends), all but one above that, leaving a core for the camera driver and callbacks.",
+          range=(0, 256)),
     Param("warmup", True, "Run a few dummy pairs before the first frame so the first flow is not "
           "slow (CUDA initialisation, cuDNN autotuning, allocator growth)."),
     Param("warmup_height", 0, "Warm-up image height; 0 = the size of the first frame received.",
@@ -188,6 +190,19 @@ def check_value(name: str, value, table=PARAMETERS) -> str | None:
         if not low <= value <= high:
             return f"parameter {name} must be in [{low}, {high}], got {value}"
     return None
+
+
+def default_cpu_threads(cpus: int | None = None) -> int:
+    """What ``cpu_threads: 0`` means on a computer with ``cpus`` cores (default: this one's).
+
+    Every core up to 4: on 2 cores, with the camera and a subscriber on the same cores, 2 threads
+    beat 1 in every configuration of benchmarks/node_latency.py for torch and OpenVINO (issue 16;
+    docs/benchmarks.md). Above 4 one core is left to the camera driver and the callbacks, which
+    costs a small share of the inference there (not measured: no such computer here)."""
+    import os
+
+    cpus = cpus or os.cpu_count() or 1
+    return cpus if cpus <= 4 else cpus - 1
 
 
 def check_start_values(values: dict, table=PARAMETERS) -> str | None:

@@ -201,3 +201,9 @@ def test_ros_api_doc_lists_every_parameter_and_topic():
                   "`flow/timing`", "`/diagnostics`"):
         assert topic in text, topic
     assert (REPO / "msg" / "FlowTiming.msg").read_text().strip() in text  # the definition, verbatim
+
+
+def test_cpu_threads_zero_means_every_core_up_to_four_then_all_but_one():
+    from lfn_ros.nodes.parameters import default_cpu_threads
+
+    assert [default_cpu_threads(n) for n in (1, 2, 4, 5, 8, 64)] == [1, 2, 4, 4, 7, 63]
