@@ -18,8 +18,10 @@ Rows, each where the machine supports it:
 
 GFLOP per pair: the multiply-adds of convolutions and matrix products counted by
 torch.utils.flop_counter (x2), at the network grid; GFLOP/s = that over the pair time. Times are
-medians over ``--iters`` calls after ``--warmup``; on CUDA with CUDA events. Pause any training
-before running this: a timing taken while training runs is worthless.
+medians over ``--iters`` calls after ``--warmup``; on CUDA with CUDA events. On the CPU the same
+run first measures the machine's matmul peak per library and precision (benchmarks/peak_gemm.py
+at N=2048) and states every path as a fraction of the peak of its own precision (issue 16). Pause
+any training before running this: a timing taken while training runs is worthless.
 """
 
 from __future__ import annotations
@@ -229,6 +231,27 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+#: The peak each CPU path is measured against: its own library and precision (ONNX Runtime: the
+#: better fp32 matmul of the two libraries, as it has its own kernels).
+PEAK_OF = {"torch fp32": ("torch fp32",), "torch bf16": ("torch bf16",), "OpenVINO f32": ("OpenVINO f32",),
+           "OpenVINO bf16": ("OpenVINO bf16",), "ONNX Runtime fp32": ("torch fp32", "OpenVINO f32")}
+
+
+def matmul_peaks(n: int = 2048, iters: int = 5, warmup: int = 2) -> dict:
+    """GFLOP/s of an N x N matmul per library and precision, this run (benchmarks/peak_gemm.py)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from peak_gemm import openvino_rows, torch_rows
+
+    rows = {**torch_rows(n, iters, warmup), **openvino_rows(n, iters, warmup)}
+    return {label: 2 * n ** 3 / (ms / 1000) / 1e9 for label, ms in rows.items() if not isinstance(ms, str)}
+
+
+def peak_fraction(label: str, gflop_per_s: float, peaks: dict) -> float | None:
+    """``gflop_per_s`` over the peak of ``label``'s precision (None when it was not measured)."""
+    peak = max((peaks[k] for k in PEAK_OF.get(label, ()) if k in peaks), default=None)
+    return gflop_per_s / peak if peak else None
+
+
 def cpu_paths() -> list[tuple[str, str, str]]:
     """(label, backend, precision) of every CPU path of the engine."""
     native = precisions.resolve("auto", "cpu")  # bf16 where native, else fp32
@@ -265,6 +288,9 @@ def main(argv=None) -> int:
     paths = [("torch fp32", "torch", "fp32"), ("torch fp16", "torch", "fp16"), ("torch bf16", "torch", "bf16")] if cuda else cpu_paths()
 
     rows, skipped = [], []
+    peaks = {} if cuda else matmul_peaks()
+    if peaks:
+        print("matmul peak GFLOP/s (N=2048): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()), flush=True)
     print(f"{'path':<22}{'size':>10}{'level':>6}{'pair ms':>10}{'node ms':>10}{'node head':>10}{'GFLOP':>8}{'GFLOP/s':>9}",
           flush=True)
     for height, width in sizes:
@@ -284,6 +310,7 @@ def main(argv=None) -> int:
                        "pair_ms": result["pair"]["ms"], "node_ms": result["node"]["ms"],
                        "node_head_ms": result.get("node_head", {}).get("ms"), "gflop": gflop,
                        "gflop_per_s": gflop / (result["pair"]["ms"] / 1000), "model": result["model"]}
+                row["peak_fraction"] = peak_fraction(label, row["gflop_per_s"], peaks)
                 rows.append(row)
                 head = f"{row['node_head_ms']:>10.1f}" if row["node_head_ms"] else f"{'-':>10}"
                 print(f"{label:<22}{size:>10}{level:>6}{row['pair_ms']:>10.1f}{row['node_ms']:>10.1f}{head}{gflop:>8.1f}"
@@ -302,6 +329,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tag = "cuda" if cuda else "cpu"
     payload = {"machine": machine, "device": str(device), "iters": iters, "warmup": warmup, "rows": rows,
+               "matmul_peak_gflop_per_s": peaks,
                "skipped": skipped, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
                "command": "python benchmarks/speed.py" + (f" {' '.join(argv)}" if argv else "")}
     (out / f"speed_{tag}.json").write_text(json.dumps(payload, indent=1))

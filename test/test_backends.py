@@ -102,3 +102,19 @@ def test_the_occlusion_head_needs_the_decoder_down_to_its_level():
     assert engine.occlusion_method == "check"
     first, second = shifted_pair(2, 1, size=(64, 96))
     assert engine.infer(first, second).occlusion.shape == (64, 96)
+
+
+def test_openvino_runs_the_occlusion_head_at_level_2_as_torch_does():
+    """At level 2 the head averages the finer flow down to level 3; OpenVINO's decoder graph with
+    the head failed to export there (adaptive pooling, found by benchmarks/speed.py)."""
+    if not openvino_available():
+        pytest.skip("OpenVINO is not installed")
+    first, second = shifted_pair(3, -2, size=(96, 128))
+    results = []
+    for backend in ("torch", "openvino"):
+        engine = FlowEngine(device="cpu", backend=backend, precision="fp32", finest_level=2, occlusion_method="head")
+        assert engine.occlusion_method == "head"
+        engine.process(first, seconds=0.0)
+        results.append(engine.process(second, seconds=1.0))
+    assert np.abs(results[0].flow - results[1].flow).max() < 1e-3
+    assert (results[0].occlusion != results[1].occlusion).mean() < 0.01

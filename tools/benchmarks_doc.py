@@ -29,19 +29,25 @@ def speed_tables(data: dict) -> list[str]:
     lines = [f"`{data['command']}` on {data['machine']['description']} (flags: {', '.join(data['machine']['cpu_flags'])}; "
              f"torch {data['machine']['torch']}, Python {data['machine']['python']}), median of {data['iters']} after "
              f"{data['warmup']} warm-up, {data['date']}; `benchmarks/results/speed_cpu.json`.", ""]
+    peaks = data.get("matmul_peak_gflop_per_s") or {}
+    if peaks:
+        lines += ["Matmul peak of this machine in the same run (N=2048, GFLOP/s): "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + ".", ""]
     for size in sizes:
-        lines += [f"**{size}** (ms; GFLOP per pair = convolution and matmul work of both NetC passes and one NetE pass)", "",
-                  "| path | level | pair ms | node step ms (check) | node step ms (head) | GFLOP | GFLOP/s (pair) |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [f"**{size}** (ms; GFLOP per pair = convolution and matmul work of both NetC passes and one NetE pass; "
+                  "% of peak: GFLOP/s over the matmul peak of the path's library and precision, same run)", "",
+                  "| path | level | pair ms | node step ms (check) | node step ms (head) | GFLOP | GFLOP/s (pair) | % of peak |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             if r["size"] != size:
                 continue
             if r.get("level") is None:
-                lines.append(f"| {r['name']} | - | {r['pair_ms']:.1f} | - | - | - | - |")
+                lines.append(f"| {r['name']} | - | {r['pair_ms']:.1f} | - | - | - | - | - |")
             else:
                 head = f"{r['node_head_ms']:.1f}" if r.get("node_head_ms") else "-"
+                fraction = f"{100 * r['peak_fraction']:.0f} %" if r.get("peak_fraction") else "-"
                 lines.append(f"| {r['name'].removeprefix('lfn ')} | {r['level']} | {r['pair_ms']:.1f} | {r['node_ms']:.1f} | "
-                             f"{head} | {r['gflop']:.1f} | {r['gflop_per_s']:.0f} |")
+                             f"{head} | {r['gflop']:.1f} | {r['gflop_per_s']:.0f} | {fraction} |")
         lines.append("")
     return lines
 

@@ -55,8 +55,10 @@ class OcclusionHead(nn.Module):
         feat1, feat2 = first.features[k], second.features[k]
         size = feat1.shape[-2:]
         flow = flow.float()
-        if tuple(flow.shape[-2:]) != tuple(size):  # a finer flow (level 2): average it down
-            flow = F.adaptive_avg_pool2d(flow, size)
+        if tuple(flow.shape[-2:]) != tuple(size):  # a finer flow (level 2, exactly twice the grid): average it down
+            # A fixed kernel, not adaptive pooling: the same numbers, and ONNX can export it (the
+            # OpenVINO backend's level-2 decoder with the head failed on adaptive_avg_pool2d).
+            flow = F.avg_pool2d(flow, int(flow.shape[-1]) // int(size[-1]))
         pixels = flow * warp_scale(k)  # NetE units -> pixels of level k
         warped = warp(feat2, pixels)
         brightness = ((first.images[k] - warp(second.images[k], pixels)).square().sum(1, keepdim=True) + 1e-8).sqrt()
