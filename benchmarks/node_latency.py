@@ -63,24 +63,16 @@ def camera_folder(width: int, height: int) -> str:
     return folder
 
 
-def source_size(frames: str, topic: str = "") -> tuple[int, int]:
-    """(width, height) of the first frame of a folder, video or bag."""
-    from lfn_ros.bags import is_bag, iter_bag_frames
-    from lfn_ros.io import iter_source
-
-    first = next(iter_bag_frames(frames, topic)).rgb if is_bag(frames) else next(iter(iter_source(frames)))
-    return first.shape[1], first.shape[0]
-
-
 def camera_frames(width: int, height: int, frames: str = "", topic: str = "", count: int = 24) -> list:
-    """The first ``count`` frames the camera would publish, as (H, W, 3) uint8 RGB."""
+    """The first ``count`` frames the camera would publish, as (H, W, 3) uint8 RGB (``width`` 0:
+    the shipped sequence at its own size)."""
     from lfn_ros.bags import is_bag, iter_bag_frames
     from lfn_ros.io import iter_source
 
     if frames and is_bag(frames):
         source = (f.rgb for f in iter_bag_frames(frames, topic))
     else:
-        source = iter(iter_source(frames or camera_folder(width, height)))
+        source = iter(iter_source(frames or (camera_folder(width, height) if width else "")))  # 0: native size
     out = []
     for rgb in source:
         out.append(rgb)
@@ -89,6 +81,12 @@ def camera_frames(width: int, height: int, frames: str = "", topic: str = "", co
     while len(out) < count:  # a short source loops, as the player does
         out += out[: count - len(out)]
     return out
+
+
+def source_size(frames: str, topic: str = "") -> tuple[int, int]:
+    """(width, height) of the first frame of a folder, video or bag."""
+    first = camera_frames(0, 0, frames, topic, count=1)[0]
+    return first.shape[1], first.shape[0]
 
 
 def engine_step_ms(frames: list, backend: str, threads: int, device: str = "cpu", warmup: int = 4) -> dict:
@@ -225,10 +223,10 @@ def main(argv=None) -> int:
         for config in args.configs.split(","):
             size_text, rate = config.split("@")
             width, height = source_size(args.frames, args.topic) if args.frames else (int(v) for v in size_text.split("x"))
+            frames = camera_frames(width, height, args.frames, args.topic)  # the engine's own step reads these
             for backend in args.backends.split(","):
                 for threads in (int(t) for t in args.threads.split(",")):
-                    engine = engine_step_ms(camera_frames(width, height, args.frames, args.topic), backend, threads,
-                                            args.device)
+                    engine = engine_step_ms(frames, backend, threads, args.device)
                     result = run_config(node, env, (width, height), float(rate),
                                         {"backend": backend, "cpu_threads": threads}, args.seconds, args.frames, args.topic,
                                         args.device)
