@@ -1,7 +1,9 @@
 """`lfn-ros import-weights FILE --out lfn.pt`: a published LiteFlowNet file (sniklaus's
-network-default/-sintel/-kitti.pytorch; lfn_ros.model.published) converted once into lfn_ros's
+network-default/-sintel/-kitti.pytorch, ptlflow's liteflownet-*.ckpt; lfn_ros.model.published) converted once into lfn_ros's
 safe checkpoint format (``torch.load(weights_only=True)``), its card saying where the weights came
-from, the terms they were published under, and that lfn_ros did not train them.
+from, the terms they were published under, and that lfn_ros did not train them. A port that
+computes something the paper does not (ptlflow) keeps its computation: the checkpoint records its
+variant (lfn_ros.model.variant), so the converted file runs exactly as the original.
 
 Not needed to run them: the node's ``weights`` parameter and every ``--weights`` take the
 published file as it is. The converted file is half the size (fp16), loads without the layout
@@ -16,7 +18,7 @@ from pathlib import Path
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("import-weights", help="convert the paper's published weights into an lfn_ros checkpoint")
-    p.add_argument("file", help="a published LiteFlowNet weights file (sniklaus/pytorch-liteflownet layout)")
+    p.add_argument("file", help="a published LiteFlowNet weights file (sniklaus/pytorch-liteflownet or ptlflow layout)")
     p.add_argument("--out", required=True, help="lfn_ros checkpoint to write (e.g. lfn_default.pt)")
     p.add_argument("--fp32", action="store_true", help="keep fp32 parameters (default: fp16, half the size; "
                    "the engine computes in fp32 or bf16 either way)")
@@ -33,10 +35,11 @@ def run(args) -> int:
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         print(f"error: {args.file} is already an lfn_ros checkpoint; nothing to import", file=sys.stderr)
         return 2
-    keep = {k: card[k] for k in ("name", "trained", "trained_by", "imported", "licence", "recommended_finest_level")}
+    keep = {k: card[k] for k in ("name", "trained", "trained_by", "imported", "licence", "recommended_finest_level",
+                                 "variant") if k in card}
     path = save_checkpoint(args.out, model, card=keep, half=not args.fp32)
     source = card["imported"]
     print(f"{args.file}: {source['layout']} layout ({source['repository']}), sha256 {source['sha256'][:12]}...\n"
           f"wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB, {'fp32' if args.fp32 else 'fp16'}); "
-          f"licence: {card['licence']}")
+          f"licence: {card['licence']}" + (f"\nruns in {card['variant']}" if "variant" in card else ""))
     return 0

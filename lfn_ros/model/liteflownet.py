@@ -36,6 +36,7 @@ from ..ops.correlation import correlation
 from ..ops.resize import multiple_size, resize_images
 from ..ops.warp import warp
 from .encoding import FrameEncoding
+from .variant import PUBLISHED, PUBLISHED_MEANS, Variant, brightness_error, footprint_warp, image_pyramid
 
 #: Levels of NetE, coarse to fine (level k has stride 2 ** (k - 1)).
 LEVELS = (6, 5, 4, 3, 2)
@@ -45,21 +46,21 @@ FEATURE_CHANNELS = {1: 32, 2: 32, 3: 64, 4: 96, 5: 128, 6: 192}
 FLOW_SCALE = 20.0
 #: Last kernel of M and S, and the f-lcon window k, per level (paper, table 1 / deploy file).
 KERNEL = {2: 7, 3: 5, 4: 5, 5: 3, 6: 3}
-#: RGB means subtracted from [0, 1] images, by the image's role in the pair. The published model
-#: subtracts one mean from the first image and another from the second (its deploy file: BGR
-#: 0.411618, 0.434631, 0.454253 and 0.410782, 0.433645, 0.452793; issue 17). A streamed frame is
-#: the second image of one pair and the first of the next, yet NetC runs on it once, so the
-#: engine normalises it with the midpoint ("stream"; its cost in docs/architecture.md section 3).
-IMAGE_MEANS = {
-    "first": (0.454253, 0.434631, 0.411618),
-    "second": (0.452793, 0.433645, 0.410782),
-    "stream": (0.453523, 0.434138, 0.411200),
-}
+#: RGB means subtracted from [0, 1] images, by the image's role in the pair: the published
+#: model's, one per image of a pair (lfn_ros.model.variant, where a port's own means live too).
+IMAGE_MEANS = PUBLISHED_MEANS
 
 
 def warp_scale(level: int) -> float:
     """Factor turning NetE flow units (pixels / 20) into pixels of ``level``: 20 / 2^(k-1)."""
     return FLOW_SCALE / 2 ** (level - 1)
+
+
+def f_warp(x: torch.Tensor, flow: torch.Tensor, level: int, mask: str = "none") -> torch.Tensor:
+    """f-warp of ``x`` by ``flow`` (NetE units) at ``level``; ``mask`` as Variant.warp_mask."""
+    if mask == "footprint":
+        return footprint_warp(x, flow, warp_scale(level))
+    return warp(x, flow * warp_scale(level))
 
 
 def conv(in_channels: int, out_channels: int, kernel, stride: int = 1, activate: bool = True) -> nn.Module:
@@ -125,9 +126,10 @@ class Matching(nn.Module):
     first pass a 1x1 conv to 64 channels.
     """
 
-    def __init__(self, level: int) -> None:
+    def __init__(self, level: int, variant: Variant = PUBLISHED) -> None:
         super().__init__()
         self.level = level
+        self.warp_mask = variant.warp_mask
         self.feat = conv(32, 64, 1) if level == 2 else nn.Identity()
         self.upflow = upsample_flow_layer() if level < 6 else None
         self.upcorr = nn.ConvTranspose2d(49, 49, 4, stride=2, padding=1, groups=49, bias=False) if level <= 3 else None
@@ -146,7 +148,7 @@ class Matching(nn.Module):
         feat2 = self.feat(feat2)
         if flow is not None:
             flow = fp32(self.upflow, flow)
-            feat2 = warp(feat2, flow * warp_scale(self.level))
+            feat2 = f_warp(feat2, flow, self.level, self.warp_mask)
         cost = self.activate(correlation(feat1, feat2, max_displacement=3, stride=2 if self.upcorr is not None else 1))
         if self.upcorr is not None:
             cost = self.upcorr(cost)
@@ -159,9 +161,10 @@ class SubPixel(nn.Module):
 
     IN_CHANNELS = {2: 130, 3: 130, 4: 194, 5: 258, 6: 386}
 
-    def __init__(self, level: int) -> None:
+    def __init__(self, level: int, variant: Variant = PUBLISHED) -> None:
         super().__init__()
         self.level = level
+        self.warp_mask = variant.warp_mask
         self.feat = conv(32, 64, 1) if level == 2 else nn.Identity()
         self.main = nn.Sequential(
             conv(self.IN_CHANNELS[level], 128, 3),
@@ -173,7 +176,7 @@ class SubPixel(nn.Module):
     def forward(self, feat1: torch.Tensor, feat2: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """feat1, feat2: (B, C_k, h, w); flow: (B, 2, h, w) NetE units. Returns refined flow."""
         feat1 = self.feat(feat1)
-        feat2 = warp(self.feat(feat2), flow * warp_scale(self.level))
+        feat2 = f_warp(self.feat(feat2), flow, self.level, self.warp_mask)
         return flow + self.main(torch.cat([feat1, feat2, flow.to(feat1.dtype)], dim=1)).float()
 
 
@@ -194,9 +197,10 @@ class Regularization(nn.Module):
     each flow channel's neighbourhood with a learned 1x1 conv per channel (paper, eq. 6-8).
     """
 
-    def __init__(self, level: int) -> None:
+    def __init__(self, level: int, variant: Variant = PUBLISHED) -> None:
         super().__init__()
         self.level = level
+        self.warp_mask, self.brightness = variant.warp_mask, variant.brightness
         k = KERNEL[level]
         self.k = k
         self.feat = conv(FEATURE_CHANNELS[level], 128, 1) if level < 5 else nn.Identity()
@@ -218,9 +222,7 @@ class Regularization(nn.Module):
     def forward(self, image1: torch.Tensor, image2: torch.Tensor, feat1: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """image1, image2: (B, 3, h, w) normalised images at this level; feat1: (B, C_k, h, w);
         flow: (B, 2, h, w) NetE units. Returns the regularized flow (B, 2, h, w)."""
-        warped = warp(image2, flow * warp_scale(self.level))
-        # The epsilon keeps sqrt's gradient finite where the images agree exactly.
-        brightness = ((image1 - warped).square().sum(1, keepdim=True) + 1e-8).sqrt()
+        brightness = brightness_error(image1, f_warp(image2, flow, self.level, self.warp_mask), self.brightness)
         mean_free = flow - flow.mean(dim=(2, 3), keepdim=True)
         feat1 = self.feat(feat1)
         trunk = self.main(torch.cat([brightness.to(feat1.dtype), mean_free.to(feat1.dtype), feat1], dim=1))
@@ -242,23 +244,26 @@ class LiteFlowNet(nn.Module):
             at 1/2 resolution, upsampled); 3 stops at 1/4 resolution, skipping the most
             expensive level (see docs/results.md for the measured cost). The parameters of
             all levels exist either way, so one checkpoint serves both settings.
+        variant: the computation; the published one unless a port's imported weights need
+            that port's (lfn_ros.model.variant).
     """
 
-    def __init__(self, finest_level: int = 2) -> None:
+    def __init__(self, finest_level: int = 2, variant: Variant = PUBLISHED) -> None:
         super().__init__()
         if finest_level not in LEVELS:
             raise ValueError(f"finest_level must be one of {LEVELS}, got {finest_level}")
         self.finest_level = finest_level
+        self.variant = variant
         self.netc = NetC()
         # Registered fine to coarse (2..6), the order of the published deploy definition (and of
         # sniklaus's port, lfn_ros.model.published).
         order = sorted(LEVELS)
-        self.matching = nn.ModuleDict({f"level{k}": Matching(k) for k in order})
-        self.subpixel = nn.ModuleDict({f"level{k}": SubPixel(k) for k in order})
-        self.regularization = nn.ModuleDict({f"level{k}": Regularization(k) for k in order})
-        self.roles = tuple(IMAGE_MEANS)
+        self.matching = nn.ModuleDict({f"level{k}": Matching(k, variant) for k in order})
+        self.subpixel = nn.ModuleDict({f"level{k}": SubPixel(k, variant) for k in order})
+        self.regularization = nn.ModuleDict({f"level{k}": Regularization(k, variant) for k in order})
+        self.roles = tuple(variant.image_means)
         # (roles, 3, 1, 1): 4-D so that .to(memory_format=channels_last) accepts it.
-        self.register_buffer("image_means", torch.tensor([IMAGE_MEANS[r] for r in self.roles]).view(-1, 3, 1, 1),
+        self.register_buffer("image_means", torch.tensor([variant.image_means[r] for r in self.roles]).view(-1, 3, 1, 1),
                              persistent=False)
 
     @property
@@ -309,10 +314,9 @@ class LiteFlowNet(nn.Module):
         mean, so level k is a box mean over 2^(k-1) pixels, free of the aliasing of a direct resize)."""
         pyramid = self.netc(x)
         features = {k: pyramid[k - 1] for k in LEVELS}
-        images, image = {}, x
-        for k in sorted(LEVELS):
-            image = F.interpolate(image, size=features[k].shape[-2:], mode="bilinear", align_corners=False)
-            images[k] = image
+        fine_to_coarse = sorted(LEVELS)
+        scaled = image_pyramid(x, [features[k].shape[-2:] for k in fine_to_coarse], self.variant.image_pyramid)
+        images = dict(zip(fine_to_coarse, scaled))
         return FrameEncoding(features=features, images=images, input_size=tuple(input_size))
 
     def decode(self, first: FrameEncoding, second: FrameEncoding, stages: list | None = None) -> list[torch.Tensor]:
@@ -347,7 +351,10 @@ class LiteFlowNet(nn.Module):
         """
         height, width = input_size
         grid_h, grid_w = grid_size or multiple_size(height, width, 32)
-        flow = F.interpolate(finest.float() * FLOW_SCALE, size=(height, width), mode="bilinear", align_corners=False)
+        flow = finest.float() * FLOW_SCALE
+        if self.variant.output_upsampling == "x2-then-resize":
+            flow = F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=False)
+        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
         if (grid_h, grid_w) == (height, width):
             return flow
         scale = torch.tensor([width / grid_w, height / grid_h], dtype=flow.dtype, device=flow.device)

@@ -11,10 +11,14 @@ Supported:
   rest is the published network layer for layer (docs/published_weights.md has the proof:
   flows equal to his implementation's to float rounding).
 
-Recognised and refused with a reason (a clear error rather than a silent wrong flow):
-ptlflow's and mmflow's LiteFlowNet checkpoints (their networks depart from the published one in
-ways this import does not reproduce yet: docs/published_weights.md), LiteFlowNet2/3, PWC-Net,
-RAFT and FlowNet checkpoints.
+- ``ptlflow``: hmorimitsu/ptlflow's LiteFlowNet checkpoints (``liteflownet-things/-sintel/-kitti``
+  ``.ckpt``, Lightning checkpoints with the state dict under ``state_dict``). Its network departs
+  from the published one in five places; the import runs its weights in ptlflow's computation
+  (lfn_ros.model.variant.PTLFLOW), proven equal to ptlflow's forward (docs/published_weights.md).
+
+Recognised and refused with a reason (a clear error rather than a silent wrong flow): mmflow's
+LiteFlowNet checkpoints (its network departs from the published one in ways this import does not
+reproduce yet), LiteFlowNet2/3, PWC-Net, RAFT and FlowNet checkpoints.
 
 A layout is described by a committed manifest (``layouts/<name>.json``: every key, in order, with
 its shape), which the tests use to build random state dicts in that layout.
@@ -30,6 +34,7 @@ from pathlib import Path
 import torch
 
 from .liteflownet import LiteFlowNet
+from .variant import PTLFLOW, PUBLISHED, Variant
 
 LAYOUTS_DIR = Path(__file__).with_name("layouts")
 
@@ -106,6 +111,66 @@ def _sniklaus_to_lfn_ros(state: dict, model: LiteFlowNet) -> dict:
     return mapped
 
 
+# --------------------------------------------------------------------------- ptlflow
+
+def ptlflow_name(ours: str) -> str | None:
+    """ptlflow's key for one of ours; None for f-lcon's 1x1 scale convs, which ptlflow lacks.
+
+    Its ModuleLists run coarse to fine (index i = level 6 - i); its Sequentials interleave
+    Conv2d and LeakyReLU (our j-th block is its module 2j); one 1x1 conv at level 2
+    (``feat2_conv``) feeds both M and S, where we (and the deploy definition) have one each."""
+    parts = ours.split(".")
+    tail = parts[-1]
+    if parts[0] == "netc":
+        level = int(parts[1][len("level"):])
+        index = 0 if len(parts) == 4 else 2 * int(parts[2])
+        return f"feature_net.convs.{level - 1}.{index}.{tail}"
+    module, level, part = parts[0], int(parts[1][len("level"):]), parts[2]
+    i = 6 - level
+    if part == "feat" and module in ("matching", "subpixel"):
+        return f"feat2_conv.0.{tail}"
+    if module in ("matching", "subpixel"):
+        prefix = f"{module}_nets.{i}"
+        if part in ("upflow", "upcorr"):
+            return f"{prefix}.up_{part[2:]}.{tail}"
+        return f"{prefix}.flow_net.{2 * int(parts[3])}.{tail}"
+    prefix = f"regularization_nets.{i}"
+    if part == "feat":
+        return f"{prefix}.feat_conv.0.{tail}"
+    if part == "main":
+        return f"{prefix}.feat_net.{2 * int(parts[3])}.{tail}"
+    if part == "dist":
+        return f"{prefix}.dist.{parts[3]}.{tail}" if len(parts) == 5 else f"{prefix}.dist.{tail}"
+    if part in ("scale_x", "scale_y"):
+        return None
+    raise KeyError(f"no ptlflow name for {ours}")
+
+
+def _ptlflow_to_lfn_ros(state: dict, model: LiteFlowNet) -> dict:
+    theirs = {key[len("model."):] if key.startswith("model.") else key: value for key, value in state.items()}
+    mapped, missing, misshapen, used = {}, [], [], set()
+    for name, mine in model.state_dict().items():
+        key = ptlflow_name(name)
+        if key is None:
+            # ptlflow's f-lcon sums the weighted window; a 1x1 conv of ones without bias is that sum.
+            mapped[name] = torch.ones_like(mine) if name.endswith("weight") else torch.zeros_like(mine)
+            continue
+        used.add(key)
+        if key not in theirs:
+            missing.append(key)
+        elif tuple(theirs[key].shape) != tuple(mine.shape):
+            misshapen.append(f"{key} {tuple(theirs[key].shape)} (LiteFlowNet: {tuple(mine.shape)})")
+        else:
+            mapped[name] = theirs[key].detach().float().clone()
+    extra = sorted(k for k, v in theirs.items() if torch.is_tensor(v) and k not in used)
+    if missing or misshapen or extra:
+        from .weights import mismatch_text
+
+        raise LayoutError("ptlflow's LiteFlowNet layout expected (190 tensors, 5,379,613 parameters), but "
+                          + mismatch_text(missing, extra, misshapen) + ": another network or a damaged file")
+    return mapped  # its first convolution reads RGB (ptlflow flips its BGR input), as ours does
+
+
 @dataclass(frozen=True)
 class Layout:
     """A published layout: how to recognise it, and where its weights came from."""
@@ -117,6 +182,7 @@ class Layout:
     pattern: str  # a regular expression some key of the layout matches
     supported: bool
     reason: str = ""  # why a recognised layout is refused
+    variant: Variant = PUBLISHED  # the computation its weights run in (lfn_ros.model.variant)
 
     def matches(self, keys) -> bool:
         expression = re.compile(self.pattern)
@@ -142,13 +208,19 @@ SNIKLAUS = Layout(
 
 #: Checkpoints people may pass by mistake, recognised so the error can name them. Order matters:
 #: the first pattern that matches wins.
+PTLFLOW_LAYOUT = Layout(
+    name="ptlflow",
+    repository="https://github.com/hmorimitsu/ptlflow",
+    description="ptlflow's LiteFlowNet (liteflownet-things/-sintel/-kitti .ckpt; 'feature_net.convs.*' names)",
+    licence=LICENCE_LITEFLOWNET + " ptlflow's LiteFlowNet README: 'Pretrained weights license: Not specified' "
+                                  "(its code is Apache-2.0; the model code's licence is the authors'). Check "
+                                  "the terms before any use beyond research.",
+    pattern=r"^(model\.)?feature_net\.convs\.0\.0\.weight$",
+    supported=True,
+    variant=PTLFLOW,
+)
+
 REFUSED = (
-    Layout("ptlflow", "https://github.com/hmorimitsu/ptlflow", "ptlflow's LiteFlowNet", LICENCE_LITEFLOWNET,
-           r"^(model\.)?(feature_net\.convs\.0|matching_nets\.0\.flow_net)", False,
-           "ptlflow's LiteFlowNet differs from the published network (one mean for both images, a directly "
-           "resized image pyramid, f-lcon without its 1x1 scale convs, a brightness error from one channel of "
-           "the warped image); its import is not implemented yet. sniklaus/pytorch-liteflownet's files hold "
-           "the same published models and load directly"),
     Layout("mmflow", "https://github.com/open-mmlab/mmflow", "mmflow's LiteFlowNet", LICENCE_LITEFLOWNET,
            r"^encoder\..*|^decoder\.decoders\.", False,
            "mmflow's LiteFlowNet (encoder/decoder modules) is not imported yet; sniklaus/pytorch-liteflownet's "
@@ -159,7 +231,8 @@ REFUSED = (
            "this is RAFT, not LiteFlowNet (RAFT-small is lfn-ros evaluate's peer, not a weights file for the node)"),
 )
 
-LAYOUTS = (SNIKLAUS,)
+LAYOUTS = (SNIKLAUS, PTLFLOW_LAYOUT)
+_MAPPINGS = {"sniklaus": _sniklaus_to_lfn_ros, "ptlflow": _ptlflow_to_lfn_ros}
 
 
 def unwrap(payload) -> dict:
@@ -186,12 +259,17 @@ def detect(state: dict) -> Layout:
             raise LayoutError(f"{layout.description}: {layout.reason}")
     if any("liteflownet" in k.lower() for k in keys) or any(re.match(r"(net|module)(Features|Matching)", k) for k in keys):
         raise LayoutError("a LiteFlowNet-like file of an unknown layout (LiteFlowNet2/3?); expected "
-                          f"{SNIKLAUS.description}. First keys: {', '.join(keys[:3])}")
-    raise LayoutError(f"not a LiteFlowNet checkpoint of a known layout (expected {SNIKLAUS.description}, or an "
+                          f"{_expected()}. First keys: {', '.join(keys[:3])}")
+    raise LayoutError(f"not a LiteFlowNet checkpoint of a known layout (expected {_expected()}, or an "
                       f"lfn_ros checkpoint); first keys: {', '.join(keys[:3])}")
 
 
+def _expected() -> str:
+    return " or ".join(layout.description for layout in LAYOUTS)
+
+
 def import_published(state: dict, model: LiteFlowNet | None = None) -> tuple[dict, Layout]:
-    """(our state dict, its layout) for a published state dict; LayoutError when it is none."""
+    """(our state dict, its layout) for a published state dict; LayoutError when it is none.
+    The weights run in ``layout.variant``'s computation."""
     layout = detect(state)
-    return _sniklaus_to_lfn_ros(state, model or LiteFlowNet()), layout
+    return _MAPPINGS[layout.name](state, model or LiteFlowNet(variant=layout.variant)), layout

@@ -9,6 +9,7 @@ file cannot run code (docs/architecture.md section 4)::
       "input": {"color": "RGB", "range": [0, 1], "means": {"first": [...], ...}},
       "card": {...},            # free-form: training recipe, data, metrics
       "state_dict": {...},      # model parameters (fp32, or fp16 in the shipped copy)
+      "variant": {...},         # optional: a port's computation (lfn_ros.model.variant); absent = published
       "training": {...},        # optional: optimizer, step, ... for resuming
     }
 """
@@ -24,7 +25,8 @@ from pathlib import Path
 import torch
 
 from ..resources import DEFAULT_WEIGHTS, default_weights
-from .liteflownet import IMAGE_MEANS, LEVELS, LiteFlowNet, count_parameters
+from .liteflownet import LEVELS, LiteFlowNet, count_parameters
+from .variant import Variant, VariantError
 
 FORMAT = "lfn_ros-checkpoint"
 #: 2: LiteFlowNet as published (issue 17): M's activation got its own module, so M's convs are
@@ -79,10 +81,13 @@ def save_checkpoint(path, model: LiteFlowNet, card: dict | None = None, training
         "format_version": FORMAT_VERSION,
         "architecture": ARCHITECTURE,
         "parameter_count": count_parameters(model),
-        "input": {"color": "RGB", "range": [0.0, 1.0], "means": {role: list(m) for role, m in IMAGE_MEANS.items()}},
+        "input": {"color": "RGB", "range": [0.0, 1.0],
+                  "means": {role: list(m) for role, m in model.variant.image_means.items()}},
         "card": dict(card or {}),
         "state_dict": state,
     }
+    if not model.variant.is_published:
+        payload["variant"] = model.variant.to_dict()
     if training is not None:
         payload["training"] = training
     if occlusion_head is not None:
@@ -123,7 +128,16 @@ def read_checkpoint(path) -> dict:
     if not isinstance(payload.get("state_dict"), dict):
         raise WeightsError(f"weights file {path} has no state_dict")
     payload["state_dict"] = migrate_state_dict(payload["state_dict"], int(payload.get("format_version", 1)))
+    try:
+        Variant.from_dict(payload.get("variant"))
+    except (VariantError, TypeError) as exc:
+        raise WeightsError(f"weights file {path} asks for a computation this lfn_ros does not have: {exc}") from exc
     return payload
+
+
+def checkpoint_variant(payload: dict) -> Variant:
+    """The computation a checkpoint's weights run in (the published one unless it says otherwise)."""
+    return Variant.from_dict(payload.get("variant"))
 
 
 def _published_checkpoint(path: Path, payload) -> dict:
@@ -145,8 +159,13 @@ def _published_checkpoint(path: Path, payload) -> dict:
         "licence": layout.licence,
         "recommended_finest_level": 2,  # the published network runs to level 2
     }
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": ARCHITECTURE, "card": card,
-            "state_dict": state}
+    if not layout.variant.is_published:
+        card["variant"] = layout.variant.describe()
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": ARCHITECTURE, "card": card,
+               "state_dict": state}
+    if not layout.variant.is_published:
+        payload["variant"] = layout.variant.to_dict()
+    return payload
 
 
 def migrate_state_dict(state: dict, format_version: int) -> dict:
@@ -243,7 +262,7 @@ def load_model(weights="default", finest_level: int | None = None, device="cpu")
     else:
         payload = read_checkpoint(weights)
         card = dict(payload.get("card", {}))
-        model = LiteFlowNet(finest_level=resolve_finest_level(finest_level, card))
+        model = LiteFlowNet(finest_level=resolve_finest_level(finest_level, card), variant=checkpoint_variant(payload))
         apply_state_dict(model, payload["state_dict"], source=f"weights file {weights}")
         card.setdefault("name", Path(weights).stem)
         card["trained"] = was_trained(card)

@@ -34,7 +34,8 @@ PARAMETERS = (
     Param("weights", "default", "LiteFlowNet checkpoint: 'default' = the checkpoint shipped with "
           "lfn_ros, '' = random untrained weights (flow is noise; for plumbing tests), or a file "
           "path: an lfn_ros checkpoint or the paper's published weights as downloaded "
-          "(sniklaus/pytorch-liteflownet's network-default/-sintel/-kitti.pytorch). A missing, corrupt or "
+          "(sniklaus/pytorch-liteflownet's network-default/-sintel/-kitti.pytorch, ptlflow's liteflownet-*.ckpt). "
+          "A missing, corrupt or "
           "foreign file stops the node with exit status 2 and a line naming what was expected."),
     Param("backend", "auto", "Inference runtime: 'torch' (PyTorch, CPU or CUDA), 'openvino' (OpenVINO, CPU "
           "only; its bf16 is the fastest CPU path but adds up to 0.1 px EPE) or 'auto' (the fastest path within 1 % "

@@ -16,11 +16,18 @@ import torch
 #: 3e-4 px at 1.6, 0.02 at 1.65, 100 px at 1.75), so float rounding alone would differ. At 1.5 the
 #: same noise moves it by 7e-6 px: the largest gain at which a comparison measures the code.
 GAIN = 1.5
+#: ptlflow's f-lcon has no 1x1 scale convs (a plain sum, where sniklaus's random ones shrink the
+#: flow), so its random flows are larger: std 0.37 px at gain 1.0, 2.3 at 1.25, 12 at 1.5 on
+#: Middlebury Dimetrodon. And its warping mask ("warped ones >= 1") zeroes about 1.5 % of the
+#: samples inside the frame by rounding, which makes it chaotic sooner: changing the input by one
+#: float rounding (x / 255 against x * (1 / 255)) moves its own flow by 6e-7 px at gain 1.0,
+#: 0.56 px at 1.25 and 5 px at 1.5 (docs/published_weights.md). Gain 1.0 measures the code.
+GAIN_PTLFLOW = 1.0
 
 
-def random_state(manifest: list, seed: int, old_names: bool = False) -> OrderedDict:
+def random_state(manifest: list, seed: int, old_names: bool = False, gain: float = GAIN) -> OrderedDict:
     """{key: tensor} for every [key, shape] of ``manifest``, in its order. Weights are normal with
-    std GAIN / sqrt(fan in) (fan in = elements per output channel), biases normal with std 0.01.
+    std gain / sqrt(fan in) (fan in = elements per output channel), biases normal with std 0.01.
     ``old_names``: 'module' for 'net' (the naming of sniklaus's older files)."""
     rng = np.random.default_rng(seed)
     state = OrderedDict()
@@ -28,7 +35,7 @@ def random_state(manifest: list, seed: int, old_names: bool = False) -> OrderedD
         if key.endswith(".bias"):
             values = rng.standard_normal(shape) * 0.01
         else:
-            values = rng.standard_normal(shape) * GAIN / np.sqrt(max(np.prod(shape[1:]), 1))
+            values = rng.standard_normal(shape) * gain / np.sqrt(max(np.prod(shape[1:]), 1))
         name = key.replace("net", "module") if old_names else key
         state[name] = torch.from_numpy(values.astype(np.float32))
     return state
