@@ -1,8 +1,9 @@
 """`lfn-ros import-weights FILE --out lfn.pt`: a published LiteFlowNet file (sniklaus's
-network-default/-sintel/-kitti.pytorch, ptlflow's liteflownet-*.ckpt; lfn_ros.model.published) converted once into lfn_ros's
+network-default/-sintel/-kitti.pytorch, ptlflow's liteflownet-*.ckpt, mmflow's liteflownet_*.pth;
+lfn_ros.model.published) converted once into lfn_ros's
 safe checkpoint format (``torch.load(weights_only=True)``), its card saying where the weights came
 from, the terms they were published under, and that lfn_ros did not train them. A port that
-computes something the paper does not (ptlflow) keeps its computation: the checkpoint records its
+computes something the paper does not (ptlflow, mmflow) keeps its computation: the checkpoint records its
 variant (lfn_ros.model.variant), so the converted file runs exactly as the original.
 
 Not needed to run them: the node's ``weights`` parameter and every ``--weights`` take the
@@ -18,7 +19,7 @@ from pathlib import Path
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("import-weights", help="convert the paper's published weights into an lfn_ros checkpoint")
-    p.add_argument("file", help="a published LiteFlowNet weights file (sniklaus/pytorch-liteflownet or ptlflow layout)")
+    p.add_argument("file", help="a published LiteFlowNet weights file (sniklaus/pytorch-liteflownet, ptlflow or mmflow layout)")
     p.add_argument("--out", required=True, help="lfn_ros checkpoint to write (e.g. lfn_default.pt)")
     p.add_argument("--fp32", action="store_true", help="keep fp32 parameters (default: fp16, half the size; "
                    "the engine computes in fp32 or bf16 either way)")

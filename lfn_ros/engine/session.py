@@ -160,7 +160,7 @@ class FlowEngine:
         """Get ready for (H, W) frames before the first one arrives (the OpenVINO backend compiles
         its graphs for the grid; torch has nothing to do)."""
         if hasattr(self.backend, "prepare"):
-            grid = multiple_size(*processing_size(height, width, self.scale, self.max_width), 32)
+            grid = multiple_size(*processing_size(height, width, self.scale, self.max_width), self.model.grid_multiple)
             self.backend.prepare(grid, self._decoder_mode(self.occlusion))
 
     # ------------------------------------------------------------------ state and settings
@@ -284,7 +284,7 @@ class FlowEngine:
         the device, or None for a first frame)."""
         clock = StageClock(self.device)
         height, width = staged.size
-        grid = multiple_size(*processing_size(height, width, self.scale, self.max_width), 32)
+        grid = multiple_size(*processing_size(height, width, self.scale, self.max_width), self.model.grid_multiple)
         compute = self._compute_stream
         with torch.cuda.stream(compute) if compute is not None else contextlib.nullcontext(), torch.no_grad():
             if compute is not None:

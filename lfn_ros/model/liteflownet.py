@@ -34,9 +34,8 @@ import torch.nn.functional as F
 
 from ..ops.correlation import correlation
 from ..ops.resize import multiple_size, resize_images
-from ..ops.warp import warp
 from .encoding import FrameEncoding
-from .variant import PUBLISHED, PUBLISHED_MEANS, Variant, brightness_error, footprint_warp, image_pyramid
+from .variant import PUBLISHED, PUBLISHED_MEANS, Variant, brightness_error, f_warp, image_pyramid, resize_input, upsample_output
 
 #: Levels of NetE, coarse to fine (level k has stride 2 ** (k - 1)).
 LEVELS = (6, 5, 4, 3, 2)
@@ -54,13 +53,6 @@ IMAGE_MEANS = PUBLISHED_MEANS
 def warp_scale(level: int) -> float:
     """Factor turning NetE flow units (pixels / 20) into pixels of ``level``: 20 / 2^(k-1)."""
     return FLOW_SCALE / 2 ** (level - 1)
-
-
-def f_warp(x: torch.Tensor, flow: torch.Tensor, level: int, mask: str = "none") -> torch.Tensor:
-    """f-warp of ``x`` by ``flow`` (NetE units) at ``level``; ``mask`` as Variant.warp_mask."""
-    if mask == "footprint":
-        return footprint_warp(x, flow, warp_scale(level))
-    return warp(x, flow * warp_scale(level))
 
 
 def conv(in_channels: int, out_channels: int, kernel, stride: int = 1, activate: bool = True) -> nn.Module:
@@ -130,6 +122,7 @@ class Matching(nn.Module):
         super().__init__()
         self.level = level
         self.warp_mask = variant.warp_mask
+        self.summed = variant.cost_volume == "sum"
         self.feat = conv(32, 64, 1) if level == 2 else nn.Identity()
         self.upflow = upsample_flow_layer() if level < 6 else None
         self.upcorr = nn.ConvTranspose2d(49, 49, 4, stride=2, padding=1, groups=49, bias=False) if level <= 3 else None
@@ -148,8 +141,9 @@ class Matching(nn.Module):
         feat2 = self.feat(feat2)
         if flow is not None:
             flow = fp32(self.upflow, flow)
-            feat2 = f_warp(feat2, flow, self.level, self.warp_mask)
-        cost = self.activate(correlation(feat1, feat2, max_displacement=3, stride=2 if self.upcorr is not None else 1))
+            feat2 = f_warp(feat2, flow, warp_scale(self.level), self.warp_mask)
+        cost = correlation(feat1, feat2, max_displacement=3, stride=2 if self.upcorr is not None else 1)
+        cost = self.activate(cost * feat1.shape[1] if self.summed else cost)
         if self.upcorr is not None:
             cost = self.upcorr(cost)
         residual = self.main(cost).float()
@@ -176,7 +170,7 @@ class SubPixel(nn.Module):
     def forward(self, feat1: torch.Tensor, feat2: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """feat1, feat2: (B, C_k, h, w); flow: (B, 2, h, w) NetE units. Returns refined flow."""
         feat1 = self.feat(feat1)
-        feat2 = f_warp(self.feat(feat2), flow, self.level, self.warp_mask)
+        feat2 = f_warp(self.feat(feat2), flow, warp_scale(self.level), self.warp_mask)
         return flow + self.main(torch.cat([feat1, feat2, flow.to(feat1.dtype)], dim=1)).float()
 
 
@@ -222,7 +216,7 @@ class Regularization(nn.Module):
     def forward(self, image1: torch.Tensor, image2: torch.Tensor, feat1: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """image1, image2: (B, 3, h, w) normalised images at this level; feat1: (B, C_k, h, w);
         flow: (B, 2, h, w) NetE units. Returns the regularized flow (B, 2, h, w)."""
-        brightness = brightness_error(image1, f_warp(image2, flow, self.level, self.warp_mask), self.brightness)
+        brightness = brightness_error(image1, f_warp(image2, flow, warp_scale(self.level), self.warp_mask), self.brightness)
         mean_free = flow - flow.mean(dim=(2, 3), keepdim=True)
         feat1 = self.feat(feat1)
         trunk = self.main(torch.cat([brightness.to(feat1.dtype), mean_free.to(feat1.dtype), feat1], dim=1))
@@ -267,6 +261,11 @@ class LiteFlowNet(nn.Module):
                              persistent=False)
 
     @property
+    def grid_multiple(self) -> int:
+        """The network's input is resized to multiples of this (32; a port may use 64)."""
+        return self.variant.grid_multiple
+
+    @property
     def active_levels(self) -> tuple[int, ...]:
         return tuple(k for k in LEVELS if k >= self.finest_level)
 
@@ -285,15 +284,16 @@ class LiteFlowNet(nn.Module):
             raise ValueError(f"images must be at least 32x32 pixels, got {height}x{width}")
         index = self.roles.index(role)
         mean = self.image_means[index:index + 1]
+        size = tuple(size) if size is not None else multiple_size(height, width, self.grid_multiple)
+        if size[0] % 32 or size[1] % 32 or min(size) < 32:
+            raise ValueError(f"network size must be multiples of 32, at least 32, got {size}")
+        if self.variant.input_resize == "cv2":  # a port that resizes the raw image first (mmflow)
+            image = resize_input(image, size, "cv2")
         if image.dtype == torch.uint8:
             image = image.to(mean.dtype) * (1.0 / 255.0)
         else:
             image = image.to(mean.dtype)
-        image = image - mean
-        size = tuple(size) if size is not None else multiple_size(height, width, 32)
-        if size[0] % 32 or size[1] % 32 or min(size) < 32:
-            raise ValueError(f"network size must be multiples of 32, at least 32, got {size}")
-        return resize_images(image, size)
+        return resize_images(image - mean, size)
 
     def encode(self, image: torch.Tensor, role: str = "stream") -> FrameEncoding:
         """Preprocess one batch of frames and run NetC. image, role: see :meth:`preprocess`."""
@@ -350,11 +350,8 @@ class LiteFlowNet(nn.Module):
             input_size: (H, W) of the input the flow is for.
         """
         height, width = input_size
-        grid_h, grid_w = grid_size or multiple_size(height, width, 32)
-        flow = finest.float() * FLOW_SCALE
-        if self.variant.output_upsampling == "x2-then-resize":
-            flow = F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=False)
-        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+        grid_h, grid_w = grid_size or multiple_size(height, width, self.grid_multiple)
+        flow = upsample_output(finest.float() * FLOW_SCALE, (height, width), (grid_h, grid_w), self.variant.output_upsampling)
         if (grid_h, grid_w) == (height, width):
             return flow
         scale = torch.tensor([width / grid_w, height / grid_h], dtype=flow.dtype, device=flow.device)

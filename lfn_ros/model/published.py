@@ -16,9 +16,12 @@ Supported:
   from the published one in five places; the import runs its weights in ptlflow's computation
   (lfn_ros.model.variant.PTLFLOW), proven equal to ptlflow's forward (docs/published_weights.md).
 
-Recognised and refused with a reason (a clear error rather than a silent wrong flow): mmflow's
-LiteFlowNet checkpoints (its network departs from the published one in ways this import does not
-reproduce yet), LiteFlowNet2/3, PWC-Net, RAFT and FlowNet checkpoints.
+- ``mmflow``: open-mmlab/mmflow's LiteFlowNet checkpoints (``liteflownet_*.pth``, mmcv checkpoints
+  with the state dict under ``state_dict``), run in mmflow's computation, its test pipeline's
+  resizes included (lfn_ros.model.variant.MMFLOW).
+
+Recognised and refused with a reason (a clear error rather than a silent wrong flow):
+LiteFlowNet2/3, PWC-Net, RAFT and FlowNet checkpoints.
 
 A layout is described by a committed manifest (``layouts/<name>.json``: every key, in order, with
 its shape), which the tests use to build random state dicts in that layout.
@@ -34,7 +37,7 @@ from pathlib import Path
 import torch
 
 from .liteflownet import LiteFlowNet
-from .variant import PTLFLOW, PUBLISHED, Variant
+from .variant import MMFLOW, PTLFLOW, PUBLISHED, Variant
 
 LAYOUTS_DIR = Path(__file__).with_name("layouts")
 
@@ -148,27 +151,75 @@ def ptlflow_name(ours: str) -> str | None:
 
 def _ptlflow_to_lfn_ros(state: dict, model: LiteFlowNet) -> dict:
     theirs = {key[len("model."):] if key.startswith("model.") else key: value for key, value in state.items()}
+    # Its first convolution reads RGB (ptlflow flips its BGR input), as ours does: no flip.
+    return _by_name(theirs, model, ptlflow_name, "ptlflow's LiteFlowNet layout (190 tensors, 5,379,613 parameters)")
+
+
+# --------------------------------------------------------------------------- mmflow
+
+def mmflow_name(ours: str) -> str | None:
+    """mmflow's key for one of ours; None for f-lcon's scale convs, which mmflow lacks.
+
+    Its blocks are mmcv ConvModules (``.conv``); M's and S's last conv is ``pred_flow``; the x2
+    upsamplings are buffers of fixed bilinear filters, the flow's owned by the level whose output
+    it upsamples (our level k's ``upflow`` is its level k+1's ``upflow_layer``)."""
+    parts = ours.split(".")
+    tail = parts[-1]
+    if parts[0] == "netc":
+        level = int(parts[1][len("level"):])
+        block = 0 if len(parts) == 4 else int(parts[2])
+        return f"encoder.layers.{level - 1}.layers.{block}.conv.{tail}"
+    module, level, part = parts[0], int(parts[1][len("level"):]), parts[2]
+    prefix = f"decoder.decoders.level{level}"
+    if part == "feat":
+        return f"{prefix}.{'rfeat_layer' if module == 'regularization' else 'feat_layer'}.conv.{tail}"
+    if part == "upflow":
+        return f"decoder.decoders.level{level + 1}.upflow_layer.{tail}"
+    if part == "upcorr":
+        return f"{prefix}.NetM.corr_up.{tail}"
+    net = {"matching": "NetM", "subpixel": "NetS", "regularization": "NetR"}[module]
+    if part == "main":
+        j = int(parts[3])
+        last = module != "regularization" and j == 3
+        return f"{prefix}.{net}.pred_flow.{tail}" if last else f"{prefix}.{net}.layers.{j}.conv.{tail}"
+    if part == "dist":
+        return f"{prefix}.NetR.dist_layer.{parts[3]}.{tail}" if len(parts) == 5 else f"{prefix}.NetR.dist_layer.{tail}"
+    if part in ("scale_x", "scale_y"):
+        return None
+    raise KeyError(f"no mmflow name for {ours}")
+
+
+def _by_name(state: dict, model: LiteFlowNet, name_of, expected: str) -> dict:
+    """Our state dict from ``state`` through ``name_of`` (ours -> theirs, None: f-lcon's scale
+    convs, which become the plain sum the port computes: weight one, bias zero)."""
     mapped, missing, misshapen, used = {}, [], [], set()
     for name, mine in model.state_dict().items():
-        key = ptlflow_name(name)
+        key = name_of(name)
         if key is None:
-            # ptlflow's f-lcon sums the weighted window; a 1x1 conv of ones without bias is that sum.
             mapped[name] = torch.ones_like(mine) if name.endswith("weight") else torch.zeros_like(mine)
             continue
         used.add(key)
-        if key not in theirs:
+        if key not in state:
             missing.append(key)
-        elif tuple(theirs[key].shape) != tuple(mine.shape):
-            misshapen.append(f"{key} {tuple(theirs[key].shape)} (LiteFlowNet: {tuple(mine.shape)})")
+        elif tuple(state[key].shape) != tuple(mine.shape):
+            misshapen.append(f"{key} {tuple(state[key].shape)} (LiteFlowNet: {tuple(mine.shape)})")
         else:
-            mapped[name] = theirs[key].detach().float().clone()
-    extra = sorted(k for k, v in theirs.items() if torch.is_tensor(v) and k not in used)
+            mapped[name] = state[key].detach().float().clone()
+    extra = sorted(k for k, v in state.items() if torch.is_tensor(v) and k not in used)
     if missing or misshapen or extra:
         from .weights import mismatch_text
 
-        raise LayoutError("ptlflow's LiteFlowNet layout expected (190 tensors, 5,379,613 parameters), but "
-                          + mismatch_text(missing, extra, misshapen) + ": another network or a damaged file")
-    return mapped  # its first convolution reads RGB (ptlflow flips its BGR input), as ours does
+        raise LayoutError(f"{expected} expected, but " + mismatch_text(missing, extra, misshapen)
+                          + ": another network or a damaged file")
+    return mapped
+
+
+def _mmflow_to_lfn_ros(state: dict, model: LiteFlowNet) -> dict:
+    mapped = _by_name(state, model, mmflow_name, "mmflow's LiteFlowNet layout (190 tensors, 5,379,613 values)")
+    # Its encoder reads BGR images (mmcv loads BGR; its LiteFlowNet configs keep to_rgb=False).
+    first = "netc.level1.0.weight"
+    mapped[first] = mapped[first].flip(1).contiguous()
+    return mapped
 
 
 @dataclass(frozen=True)
@@ -220,19 +271,26 @@ PTLFLOW_LAYOUT = Layout(
     variant=PTLFLOW,
 )
 
+MMFLOW_LAYOUT = Layout(
+    name="mmflow",
+    repository="https://github.com/open-mmlab/mmflow",
+    description="mmflow's LiteFlowNet (liteflownet_*.pth; 'encoder.layers.*' / 'decoder.decoders.level*' names)",
+    licence=LICENCE_LITEFLOWNET + " mmflow's code is Apache-2.0; its model zoo states no separate licence for "
+                                  "the weights. Check the terms before any use beyond research.",
+    pattern=r"^encoder\.layers\.0\.layers\.0\.conv\.weight$",
+    supported=True,
+    variant=MMFLOW,
+)
+
 REFUSED = (
-    Layout("mmflow", "https://github.com/open-mmlab/mmflow", "mmflow's LiteFlowNet", LICENCE_LITEFLOWNET,
-           r"^encoder\..*|^decoder\.decoders\.", False,
-           "mmflow's LiteFlowNet (encoder/decoder modules) is not imported yet; sniklaus/pytorch-liteflownet's "
-           "files hold the published models and load directly"),
     Layout("pwc-net", "", "a PWC-Net checkpoint", "", r"(net|module)Extractor\.|^(net|module)Refiner\.", False,
            "this is PWC-Net, not LiteFlowNet"),
     Layout("raft", "", "a RAFT checkpoint", "", r"^(module\.)?(fnet|cnet|update_block)\.", False,
            "this is RAFT, not LiteFlowNet (RAFT-small is lfn-ros evaluate's peer, not a weights file for the node)"),
 )
 
-LAYOUTS = (SNIKLAUS, PTLFLOW_LAYOUT)
-_MAPPINGS = {"sniklaus": _sniklaus_to_lfn_ros, "ptlflow": _ptlflow_to_lfn_ros}
+LAYOUTS = (SNIKLAUS, PTLFLOW_LAYOUT, MMFLOW_LAYOUT)
+_MAPPINGS = {"sniklaus": _sniklaus_to_lfn_ros, "ptlflow": _ptlflow_to_lfn_ros, "mmflow": _mmflow_to_lfn_ros}
 
 
 def unwrap(payload) -> dict:

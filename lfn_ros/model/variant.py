@@ -14,13 +14,21 @@ The switches, each a choice the published network makes one way and a port anoth
 - ``image_pyramid``: how f-lcon's brightness error gets the image at level k: "halving" (each
   level a bilinear x1/2 of the one above, as published) or "direct" (the full image resized
   straight to the level's size).
-- ``warp_mask``: "none" (f-warp reads zeros outside the frame, as published) or "footprint"
+- ``warp_mask``: "none" (f-warp reads zeros outside the frame, as published), "footprint"
   (IRR's warping layer: a sample whose bilinear footprint leaves the frame is set to zero,
-  decided by warping a map of ones and keeping ``>= 1``; see :func:`footprint_warp`).
+  decided by warping a map of ones and keeping ``>= 1``; see :func:`footprint_warp`) or
+  "footprint-tolerant" (mmflow's ``Warp``: the same, keeping ``> 0.9999``).
+- ``cost_volume``: "mean" (the correlation divided by the channel count, as published) or "sum"
+  (mmflow: ``scaled_corr=False``).
 - ``brightness``: "rgb" (``|I1 - warp(I2)|`` over the three channels, as published) or
   "warped-green" (ptlflow: the warped image's channel 1 broadcast against image 1's three).
 - ``output_upsampling``: "direct" (the finest flow resized once to the input size, as
-  published) or "x2-then-resize" (ptlflow: x2 bilinear to the network's grid, then to the input).
+  published), "x2-then-resize" (ptlflow: x2 bilinear to the network's grid, then to the input)
+  or "grid-then-resize" (mmflow: to the network's grid, then to the input).
+- ``input_resize``: "bilinear" (torch, on the float image, as published) or "cv2" (mmflow's test
+  pipeline: OpenCV's INTER_LINEAR on the image as given, uint8 included, before normalising).
+- ``grid_multiple``: the network's input is resized to multiples of this (32 as published;
+  mmflow's test pipeline: 64).
 
 A Variant is stored as a plain dict (``to_dict``), so checkpoints stay ``weights_only``.
 """
@@ -31,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from ..ops.warp import base_grid, warp
 
 #: RGB means of the published deploy definition (BGR 0.411618, 0.434631, 0.454253 for the first
 #: image; 0.410782, 0.433645, 0.452793 for the second; issue 17). A streamed frame is the second
@@ -45,9 +55,12 @@ ROLES = tuple(PUBLISHED_MEANS)
 
 CHOICES = {
     "image_pyramid": ("halving", "direct"),
-    "warp_mask": ("none", "footprint"),
+    "warp_mask": ("none", "footprint", "footprint-tolerant"),
+    "cost_volume": ("mean", "sum"),
     "brightness": ("rgb", "warped-green"),
-    "output_upsampling": ("direct", "x2-then-resize"),
+    "output_upsampling": ("direct", "x2-then-resize", "grid-then-resize"),
+    "input_resize": ("bilinear", "cv2"),
+    "grid_multiple": (32, 64),
 }
 
 
@@ -73,8 +86,11 @@ class Variant:
     image_means: dict = field(default_factory=lambda: dict(PUBLISHED_MEANS))
     image_pyramid: str = "halving"
     warp_mask: str = "none"
+    cost_volume: str = "mean"
     brightness: str = "rgb"
     output_upsampling: str = "direct"
+    input_resize: str = "bilinear"
+    grid_multiple: int = 32
 
     def __post_init__(self) -> None:
         for switch, choices in CHOICES.items():
@@ -130,6 +146,25 @@ PTLFLOW = Variant(
     output_upsampling="x2-then-resize",
 )
 
+#: mmflow's LiteFlowNet (open-mmlab/mmflow, mmflow/models/decoders/liteflownet_decoder.py and
+#: flow_estimators/liteflownet.py, read at commit 9fb1d2f) with its test pipeline (configs/_base_/
+#: datasets/*: InputResize(exponent=6), Normalize(std 255), BGR): one mean for both images (the
+#: published first one, in the BGR order it reads), the cost volume not divided by the channel
+#: count, the pyramid resized directly, its own masked warp, and the pipeline's OpenCV resizes to
+#: multiples of 64 and back. Its x2 upsamplings are fixed bilinear filters stored in the
+#: checkpoint (the import copies them into our deconvolutions) and its f-lcon is a softmax without
+#: scale convs (ours set to ones): both exact without a switch.
+MMFLOW = Variant(
+    name="mmflow",
+    image_means={role: PUBLISHED_MEANS["first"] for role in ROLES},
+    image_pyramid="direct",
+    warp_mask="footprint-tolerant",
+    cost_volume="sum",
+    output_upsampling="grid-then-resize",
+    input_resize="cv2",
+    grid_multiple=64,
+)
+
 
 # --------------------------------------------------------------------------- the computations
 
@@ -171,6 +206,58 @@ def footprint_warp(x: torch.Tensor, flow_units: torch.Tensor, scale: float) -> t
     ones = torch.ones(x.shape, dtype=torch.float32, device=x.device)
     inside = (F.grid_sample(ones, grid, align_corners=True) >= 1.0).to(torch.float32)
     return (warped * inside).to(x.dtype)
+
+
+def f_warp(x: torch.Tensor, flow_units: torch.Tensor, scale: float, mask: str = "none") -> torch.Tensor:
+    """f-warp of ``x`` by ``flow_units`` (NetE units) times ``scale`` (pixels per unit at this
+    level), with a Variant's ``warp_mask``."""
+    if mask == "footprint":
+        return footprint_warp(x, flow_units, scale)
+    if mask == "footprint-tolerant":
+        return tolerant_footprint_warp(x, flow_units * scale)
+    return warp(x, flow_units * scale)
+
+
+def tolerant_footprint_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """mmflow's ``Warp(align_corners=True, use_mask=True)``: backward warp of ``x`` (B, C, H, W)
+    by ``flow`` (B, 2, H, W) pixels, zero where a warped map of ones is not above 0.9999 (the
+    footprint leaves the frame by more than 1e-4 of a sample; unlike IRR's test, rounding cannot
+    trip it)."""
+    batch, _, height, width = x.shape
+    pos = base_grid(height, width, x.device, torch.float32) + flow.float()
+    grid = torch.stack([pos[:, 0] * 2.0 / max(width - 1, 1) - 1.0, pos[:, 1] * 2.0 / max(height - 1, 1) - 1.0], dim=-1)
+    warped = F.grid_sample(x.float(), grid, align_corners=True)
+    ones = torch.ones(x.shape, dtype=torch.float32, device=x.device)
+    inside = (F.grid_sample(ones, grid, align_corners=True) > 0.9999).to(torch.float32)
+    return (warped * inside).to(x.dtype)
+
+
+def resize_input(image: torch.Tensor, size: tuple, mode: str) -> torch.Tensor:
+    """(B, 3, H, W) image -> (B, 3, H', W'): bilinear in torch, or OpenCV's INTER_LINEAR on the
+    image as given (uint8 stays uint8, rounded, as mmflow's test pipeline resizes it before
+    normalising); the dtype is kept."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    if mode == "bilinear":
+        return F.interpolate(image, size=tuple(size), mode="bilinear", align_corners=False)
+    import cv2
+    import numpy as np
+
+    frames = image.detach().cpu().permute(0, 2, 3, 1).numpy()
+    resized = [cv2.resize(np.ascontiguousarray(f), (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)
+               for f in frames]
+    return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).contiguous().to(image.device)
+
+
+def upsample_output(flow: torch.Tensor, size: tuple, grid: tuple, mode: str) -> torch.Tensor:
+    """Finest flow (B, 2, h, w) in pixels of the grid -> (B, 2, H, W) = ``size``, still in grid
+    pixels (the caller scales): one resize ("direct"), x2 first ("x2-then-resize"), or to the
+    grid ``(H', W')`` first ("grid-then-resize")."""
+    if mode == "x2-then-resize":
+        flow = F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=False)
+    elif mode == "grid-then-resize":
+        flow = F.interpolate(flow, size=tuple(grid), mode="bilinear", align_corners=False)
+    return F.interpolate(flow, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def brightness_error(image1: torch.Tensor, warped2: torch.Tensor, mode: str) -> torch.Tensor:

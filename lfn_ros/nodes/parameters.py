@@ -34,7 +34,7 @@ PARAMETERS = (
     Param("weights", "default", "LiteFlowNet checkpoint: 'default' = the checkpoint shipped with "
           "lfn_ros, '' = random untrained weights (flow is noise; for plumbing tests), or a file "
           "path: an lfn_ros checkpoint or the paper's published weights as downloaded "
-          "(sniklaus/pytorch-liteflownet's network-default/-sintel/-kitti.pytorch, ptlflow's liteflownet-*.ckpt). "
+          "(sniklaus/pytorch-liteflownet's network-default/-sintel/-kitti.pytorch, ptlflow's liteflownet-*.ckpt, mmflow's liteflownet_*.pth). "
           "A missing, corrupt or "
           "foreign file stops the node with exit status 2 and a line naming what was expected."),
     Param("backend", "auto", "Inference runtime: 'torch' (PyTorch, CPU or CUDA), 'openvino' (OpenVINO, CPU "
