@@ -118,3 +118,20 @@ def test_openvino_runs_the_occlusion_head_at_level_2_as_torch_does():
         results.append(engine.process(second, seconds=1.0))
     assert np.abs(results[0].flow - results[1].flow).max() < 1e-3
     assert (results[0].occlusion != results[1].occlusion).mean() < 0.01
+
+
+def test_the_compiled_torch_backend_gives_the_eager_flow():
+    """TorchInductor (issue 16 item 3): the same network compiled. A small decoder (levels 6..5)
+    on a small pair keeps the compile to about a minute on two cores; the accuracy on the real
+    pairs and the speed of the full network are in docs/benchmarks.md."""
+    a, b = shifted_pair(4, -2, size=(96, 128))
+    kwargs = dict(device="cpu", precision="fp32", finest_level=5, occlusion_method="check")
+    eager = FlowEngine(backend="torch", **kwargs)
+    compiled = FlowEngine(backend="torch-compiled", **kwargs)
+    assert compiled.backend.name == "torch-compiled" and "torch-compiled" in compiled.model_name
+    expected, got = eager.infer(a, b), compiled.infer(a, b)
+    assert np.abs(expected.flow).max() > 0.5
+    np.testing.assert_allclose(got.flow, expected.flow, atol=1e-3)
+    np.testing.assert_array_equal(got.occlusion, expected.occlusion)
+    # Its streaming state works like torch's: a second frame reuses the first's encoding.
+    assert compiled.process(a) is None and compiled.process(b).flow.shape == expected.flow.shape

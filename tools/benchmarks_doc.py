@@ -100,6 +100,29 @@ def load_table(data: dict) -> list[str]:
     return lines
 
 
+def compiled_table(data: dict) -> list[str]:
+    """Eager against TorchInductor (benchmarks/compiled.py), one fresh process per path."""
+    cache = "empty at the start: a cold compile" if data.get("inductor_cache_empty_at_start") else "in use: a warm compile"
+    lines = [f"`{data['command']}` on {data['machine']['description']}, median of {data['iters']} after "
+             f"{data['warmup']} warm-up, each path in a fresh process, {data['date']}; Inductor's cache {cache}; "
+             "`benchmarks/results/compiled_cpu.json`. First two frames: what a node waits for its first flow at a new "
+             "resolution (the compile).", "",
+             "| path | size | level | first two frames (s) | node step ms | pair ms | node speed-up | pair speed-up |",
+             "|---|---|---|---|---|---|---|---|"]
+    eager = {}
+    for r in data["rows"]:
+        key = (r["precision"], r["size"], r["level"])
+        if r["backend"] == "torch":
+            eager[key] = r
+            speed = "| | |"
+        else:
+            base = eager.get(key)
+            speed = (f"| {base['node_ms'] / r['node_ms']:.2f}x | {base['pair_ms'] / r['pair_ms']:.2f}x |" if base else "| - | - |")
+        lines.append(f"| {r['backend']} {r['precision']} | {r['size']} | {r['level']} | {r['first_two_frames_s']:.1f} | "
+                     f"{r['node_ms']:.1f} | {r['pair_ms']:.1f} {speed}")
+    return lines + [""]
+
+
 def generate() -> str:
     parts = []
     speed = RESULTS / "speed_cpu.json"
@@ -109,6 +132,10 @@ def generate() -> str:
     if latency.is_file():
         parts += ["### The node end to end (camera -> flow_node -> subscriber, separate processes)", "",
                   *latency_table(json.loads(latency.read_text()))]
+    compiled = RESULTS / "compiled_cpu.json"
+    if compiled.is_file():
+        parts += ["### TorchInductor against eager PyTorch (`backend: torch-compiled`)", "",
+                  *compiled_table(json.loads(compiled.read_text()))]
     load = RESULTS / "node_load_cpu.json"
     if load.is_file():
         parts += ["### The node under load (a camera faster than inference)", "", *load_table(json.loads(load.read_text()))]

@@ -6,10 +6,10 @@ import torch
 
 from ..model.liteflownet import LiteFlowNet
 from ..ops.occlusion import DEFAULT_ALPHA, DEFAULT_BETA
-from .torch_backend import TorchBackend
+from .torch_backend import CompiledTorchBackend, TorchBackend
 
 
-BACKENDS = ("auto", "torch", "openvino")
+BACKENDS = ("auto", "torch", "torch-compiled", "openvino")
 
 
 def resolve_backend(requested: str, device: torch.device, precision: str = "fp32") -> str:
@@ -21,8 +21,10 @@ def resolve_backend(requested: str, device: torch.device, precision: str = "fp32
     whole decoder in bf16, the accumulated flow included, which adds up to 0.1 px of EPE on fast
     motion (+12 to +18 % on the Sintel test pairs; docs/benchmarks.md); marking the flow path to stay in
     f32 (the DisablePrecisionConversion runtime attribute) changed nothing measurable in
-    OpenVINO 2026.4. Torch bf16 keeps the flow in fp32 and stays within 0.3 %. Other names are
-    checked (OpenVINO runs on the CPU only).
+    OpenVINO 2026.4. Torch bf16 keeps the flow in fp32 and stays within 0.3 %. "torch-compiled"
+    (TorchInductor) is opt-in: the same flow to rounding, but its first frame compiles for
+    minutes on a small CPU (docs/benchmarks.md). Other names are checked (OpenVINO runs on the
+    CPU only).
     """
     from .openvino_backend import openvino_available
 
@@ -41,6 +43,8 @@ def make_backend(name: str, model: LiteFlowNet, device: torch.device, precision:
         from .openvino_backend import OpenVINOBackend
 
         return OpenVINOBackend(model, precision, threads, head)
+    if name == "torch-compiled":
+        return CompiledTorchBackend(model, device, precision, head)
     return TorchBackend(model, device, precision, head)
 
 

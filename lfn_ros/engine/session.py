@@ -90,7 +90,8 @@ class FlowEngine:
             "in-memory"; trained unless ``trained=False``).
         occlusion_head: (OcclusionHead, logit threshold) to use with ``model`` (a loaded
             checkpoint brings its own).
-        backend: "torch", "openvino" (CPU only) or "auto" (OpenVINO for fp32 on the CPU where it
+        backend: "torch", "torch-compiled" (TorchInductor: the first frame of a resolution
+            compiles), "openvino" (CPU only) or "auto" (OpenVINO for fp32 on the CPU where it
             is installed, else torch: the fastest path within 1 % of torch fp32; see
             :func:`resolve_backend`).
         threads: CPU inference threads of the OpenVINO backend (0: all cores); torch's are

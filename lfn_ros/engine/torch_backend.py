@@ -35,6 +35,10 @@ class TorchBackend:
         self.precision = precision
         self.memory_format = precisions.memory_format(device, precision)
         model.to(device, memory_format=self.memory_format).eval()
+        # The calls the engine makes; CompiledTorchBackend swaps in compiled versions.
+        self._encode = model.encode_preprocessed
+        self._decode = model.decode
+        self._decode_bidirectional = model.decode_bidirectional
 
     def _autocast(self):
         if self.precision == "fp32":
@@ -44,14 +48,33 @@ class TorchBackend:
     @torch.no_grad()
     def encode(self, normalised: torch.Tensor, input_size: tuple) -> FrameEncoding:
         with self._autocast():
-            return self.model.encode_preprocessed(normalised.contiguous(memory_format=self.memory_format), input_size)
+            return self._encode(normalised.contiguous(memory_format=self.memory_format), input_size)
 
     @torch.no_grad()
     def decode(self, previous: FrameEncoding, current: FrameEncoding, mode: str):
         with self._autocast():
             if mode == "check":
-                forward, backward = self.model.decode_bidirectional(previous, current)
+                forward, backward = self._decode_bidirectional(previous, current)
                 return forward.float(), backward.float(), None
-            forward = self.model.decode(previous, current)[-1].float()
+            forward = self._decode(previous, current)[-1].float()
             logits = self.head(previous, current, forward) if mode == "head" else None
             return forward, None, logits
+
+
+class CompiledTorchBackend(TorchBackend):
+    """:class:`TorchBackend` with NetC and NetE compiled by TorchInductor (``torch.compile``,
+    issue 16 item 3): the same network, its small operators fused into generated C++ loops, so
+    a step dispatches a few kernels instead of hundreds of eager operators.
+
+    The first frame of each resolution compiles (minutes on a small CPU; Inductor caches the
+    result on disk, so a restart compiles faster); ``dynamic=False`` because a camera keeps
+    its resolution, and a new one recompiles once. Accuracy and speed against eager:
+    docs/benchmarks.md."""
+
+    name = "torch-compiled"
+
+    def __init__(self, model: LiteFlowNet, device: torch.device, precision: str, head=None) -> None:
+        super().__init__(model, device, precision, head)
+        self._encode = torch.compile(model.encode_preprocessed, dynamic=False)
+        self._decode = torch.compile(model.decode, dynamic=False)
+        self._decode_bidirectional = torch.compile(model.decode_bidirectional, dynamic=False)

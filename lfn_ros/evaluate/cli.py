@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from ..engine.backends import BACKENDS
 from ..resources import data_root
 from .methods import METHODS
 from .runner import evaluate
@@ -32,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--finest-level", type=int, choices=(2, 3, 4, 5, 6), default=None,
                         help="finest decoder level of lfn_ros: 2 as published, 3 faster "
                              "(default: the checkpoint's recommendation, else 2)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "openvino"),
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="lfn_ros's engine backend (auto: OpenVINO on the CPU where installed, as the node)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                         help="lfn_ros's precision (auto: bf16 where the device computes it natively, as the node)")

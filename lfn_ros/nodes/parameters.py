@@ -37,7 +37,10 @@ PARAMETERS = (
           "(sniklaus/pytorch-liteflownet's network-default/-sintel/-kitti.pytorch, ptlflow's liteflownet-*.ckpt, mmflow's liteflownet_*.pth). "
           "A missing, corrupt or "
           "foreign file stops the node with exit status 2 and a line naming what was expected."),
-    Param("backend", "auto", "Inference runtime: 'torch' (PyTorch, CPU or CUDA), 'openvino' (OpenVINO, CPU "
+    Param("backend", "auto", "Inference runtime: 'torch' (PyTorch, CPU or CUDA), 'torch-compiled' (PyTorch "
+          "compiled by TorchInductor: faster, but the first frame of each resolution compiles for minutes on a "
+          "small CPU; the warm-up does it at the first frame's size), "
+          "'openvino' (OpenVINO, CPU "
           "only; its bf16 is the fastest CPU path but adds up to 0.1 px EPE) or 'auto' (the fastest path within 1 % "
           "of torch fp32: OpenVINO for fp32 on the CPU where it is installed, else torch).",
           choices=BACKENDS),
