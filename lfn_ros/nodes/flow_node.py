@@ -280,6 +280,9 @@ class FlowNode(Node):
     def _warmup(self, height: int, width: int) -> None:
         self._state = "warming up"
         t0 = time.perf_counter()
+        if self.engine.backend.name == "torch-compiled":  # say why the first flow takes minutes
+            self.get_logger().info(f"torch-compiled: compiling LiteFlowNet for {width}x{height} "
+                                   "(about 2 minutes on a 2-core CPU with an empty Inductor cache)")
         try:
             self.engine.warmup(height, width)
         except Exception as exc:  # the first real frame will show the problem again
