@@ -5,6 +5,7 @@ test/model/golden_sniklaus.json built their weights with this same function."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,3 +40,32 @@ def random_state(manifest: list, seed: int, old_names: bool = False, gain: float
         name = key.replace("net", "module") if old_names else key
         state[name] = torch.from_numpy(values.astype(np.float32))
     return state
+
+
+SEQUENCE = Path(__file__).resolve().parents[2] / "lfn_ros" / "data" / "sequence"
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W), as LiteFlowNet.forward takes it."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
+
+
+def forward_flow(model, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """LiteFlowNet.forward of one pair, (H, W, 2) px."""
+    with torch.no_grad():
+        return model.eval()(to_tensor(a), to_tensor(b))[0].permute(1, 2, 0).numpy()
+
+
+def golden_pair() -> tuple[np.ndarray, np.ndarray]:
+    """The pair every golden file was recorded on: the embedded sequence's frames 0 and 1, rows
+    20:170 and columns 40:240 (200x150, a multiple of neither 32 nor 64)."""
+    from lfn_ros.io import read_image
+
+    return tuple(read_image(SEQUENCE / f"frame_000{i}.jpg")[20:170, 40:240] for i in (0, 1))
+
+
+def golden_flows(model, golden: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(lfn_ros's flow, the reference's) at a golden file's points, each (N, 2) px."""
+    points = np.array(golden["points_yx"])
+    flow = forward_flow(model, *golden_pair())
+    return flow[points[:, 0], points[:, 1]], np.array(golden["flow_uv"])

@@ -16,7 +16,7 @@ from lfn_ros.model.liteflownet import LiteFlowNet
 from lfn_ros.model.published import SNIKLAUS, LayoutError, detect, import_published, sniklaus_name
 from lfn_ros.model.weights import WeightsError, load_model, read_checkpoint
 
-from random_layouts import random_state  # test/model/random_layouts.py (pytest puts this folder on sys.path)
+from random_layouts import golden_flows, random_state  # test/model/random_layouts.py (pytest puts this folder on sys.path)
 
 GOLDEN = Path(__file__).with_name("golden_sniklaus.json")
 SEQUENCE = Path(__file__).resolve().parents[2] / "lfn_ros" / "data" / "sequence"
@@ -68,15 +68,7 @@ def test_golden_flow_recorded_from_sniklaus_own_implementation(manifest):
     state = random_state(manifest, seed=golden["seed"])
     model = LiteFlowNet()
     model.load_state_dict(import_published(state, model)[0])
-    model.eval()
-    a = read_image(SEQUENCE / "frame_0000.jpg")[20:170, 40:240]
-    b = read_image(SEQUENCE / "frame_0001.jpg")[20:170, 40:240]
-    to_tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)  # noqa: E731
-    with torch.no_grad():
-        flow = model(to_tensor(a), to_tensor(b))[0].permute(1, 2, 0).numpy()
-    points = np.array(golden["points_yx"])
-    got = flow[points[:, 0], points[:, 1]]
-    expected = np.array(golden["flow_uv"])
+    got, expected = golden_flows(model, golden)
     assert np.abs(expected).max() > 0.2, "a non-trivial flow to compare"
     # Measured against the reference on real pairs: at most 1.4e-5 px (fp32 rounding).
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)

@@ -17,10 +17,9 @@ from lfn_ros.model.published import MMFLOW_LAYOUT, LayoutError, detect, import_p
 from lfn_ros.model.variant import MMFLOW, resize_input
 from lfn_ros.model.weights import load_model
 
-from random_layouts import random_state
+from random_layouts import SEQUENCE, forward_flow, golden_flows, random_state
 
 GOLDEN = Path(__file__).with_name("golden_mmflow.json")
-SEQUENCE = Path(__file__).resolve().parents[2] / "lfn_ros" / "data" / "sequence"
 
 
 @pytest.fixture(scope="module")
@@ -76,21 +75,13 @@ def test_golden_flow_recorded_from_mmflows_own_inference(manifest):
     state = random_state(manifest, seed=golden["seed"], gain=golden["gain"])
     model = LiteFlowNet(variant=MMFLOW)
     model.load_state_dict(import_published(state, model)[0])
-    model.eval()
-    a = read_image(SEQUENCE / "frame_0000.jpg")[20:170, 40:240]
-    b = read_image(SEQUENCE / "frame_0001.jpg")[20:170, 40:240]
-    to_tensor = lambda image: torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)  # noqa: E731
-    with torch.no_grad():
-        flow = model(to_tensor(a), to_tensor(b))[0].permute(1, 2, 0).numpy()
-        published = LiteFlowNet()
-        published.load_state_dict(model.state_dict())
-        other = published.eval()(to_tensor(a), to_tensor(b))[0].permute(1, 2, 0).numpy()
-    points = np.array(golden["points_yx"])
-    expected = np.array(golden["flow_uv"])
+    got, expected = golden_flows(model, golden)
     assert np.abs(expected).max() > 0.5, "a non-trivial flow to compare"
     # Measured against mmflow on this pair: 2.6e-6 px at most.
-    np.testing.assert_allclose(flow[points[:, 0], points[:, 1]], expected, rtol=0, atol=1e-4)
-    assert np.abs(other[points[:, 0], points[:, 1]] - expected).max() > 0.01  # the switches matter
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    published = LiteFlowNet()
+    published.load_state_dict(model.state_dict())
+    assert np.abs(golden_flows(published, golden)[0] - expected).max() > 0.01  # the switches matter
 
 
 def test_the_file_loads_in_the_engine_and_converts_keeping_its_computation(tmp_path, manifest):
@@ -108,9 +99,7 @@ def test_the_file_loads_in_the_engine_and_converts_keeping_its_computation(tmp_p
     assert converted.variant == MMFLOW
     a, b = read_image(SEQUENCE / "frame_0002.jpg"), read_image(SEQUENCE / "frame_0003.jpg")
     flow = FlowEngine(weights=str(source), device="cpu", precision="fp32", backend="torch").infer(a, b).flow
-    to_tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)  # noqa: E731
-    with torch.no_grad():
-        direct = model(to_tensor(a), to_tensor(b))[0].permute(1, 2, 0).numpy()
+    direct = forward_flow(model, a, b)
     assert np.abs(direct).max() > 0.1
     # One mean for both images, so a frame encoded once is exact; only batching rounds differently.
     np.testing.assert_allclose(flow, direct, atol=1e-4)

@@ -17,10 +17,9 @@ from lfn_ros.model.published import PTLFLOW_LAYOUT, LayoutError, detect, import_
 from lfn_ros.model.variant import PTLFLOW, PUBLISHED, Variant, VariantError, footprint_warp
 from lfn_ros.model.weights import WeightsError, load_model, read_checkpoint, save_checkpoint
 
-from random_layouts import GAIN_PTLFLOW, random_state
+from random_layouts import GAIN_PTLFLOW, SEQUENCE, forward_flow, golden_flows, random_state
 
 GOLDEN = Path(__file__).with_name("golden_ptlflow.json")
-SEQUENCE = Path(__file__).resolve().parents[2] / "lfn_ros" / "data" / "sequence"
 
 
 @pytest.fixture(scope="module")
@@ -109,22 +108,14 @@ def test_golden_flow_recorded_from_ptlflows_own_forward(manifest):
     state = random_state(manifest, seed=golden["seed"], gain=golden["gain"])
     model = LiteFlowNet(variant=PTLFLOW)
     model.load_state_dict(import_published(state, model)[0])
-    model.eval()
-    a = read_image(SEQUENCE / "frame_0000.jpg")[20:170, 40:240]
-    b = read_image(SEQUENCE / "frame_0001.jpg")[20:170, 40:240]
-    to_tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)  # noqa: E731
-    with torch.no_grad():
-        flow = model(to_tensor(a), to_tensor(b))[0].permute(1, 2, 0).numpy()
-        published = LiteFlowNet()
-        published.load_state_dict(model.state_dict())
-        other = published.eval()(to_tensor(a), to_tensor(b))[0].permute(1, 2, 0).numpy()
-    points = np.array(golden["points_yx"])
-    expected = np.array(golden["flow_uv"])
+    got, expected = golden_flows(model, golden)
     assert np.abs(expected).max() > 0.5, "a non-trivial flow to compare"
     # Measured against ptlflow on this pair: 7.5e-6 px at most.
-    np.testing.assert_allclose(flow[points[:, 0], points[:, 1]], expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
     # The same weights in the published computation are measurably elsewhere: the switches matter.
-    assert np.abs(other[points[:, 0], points[:, 1]] - expected).max() > 0.01
+    published = LiteFlowNet()
+    published.load_state_dict(model.state_dict())
+    assert np.abs(golden_flows(published, golden)[0] - expected).max() > 0.01
 
 
 def test_the_file_loads_everywhere_and_converts_once_keeping_its_computation(tmp_path, manifest):
@@ -147,9 +138,7 @@ def test_the_file_loads_everywhere_and_converts_once_keeping_its_computation(tmp
     # The streaming engine: ptlflow uses one mean for both images, so a frame encoded once is exact.
     a, b = read_image(SEQUENCE / "frame_0002.jpg"), read_image(SEQUENCE / "frame_0003.jpg")
     flow = FlowEngine(weights=str(source), device="cpu", precision="fp32", backend="torch").infer(a, b).flow
-    to_tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)  # noqa: E731
-    with torch.no_grad():
-        direct = model(to_tensor(a), to_tensor(b))[0].permute(1, 2, 0).numpy()
+    direct = forward_flow(model, a, b)
     assert np.abs(direct).max() > 0.1
     # The engine decodes forward and backward as one batch of two (the occlusion check): batched
     # convolutions round differently, and ptlflow's mask turns rounding into zeroed samples (batch
