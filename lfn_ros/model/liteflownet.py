@@ -271,8 +271,8 @@ class LiteFlowNet(nn.Module):
 
     def preprocess(self, image: torch.Tensor, size: tuple | None = None, role: str = "stream") -> torch.Tensor:
         """(B, 3, H, W) RGB uint8 [0, 255] or float [0, 1] -> (B, 3, H', W') float, mean-free,
-        resized once to ``size`` (H', W'), multiples of 32; default the next multiples of 32 of
-        (H, W). A smaller ``size`` runs the network at a reduced resolution (the engine's
+        resized once to ``size`` (H', W'), multiples of 32; default the next multiples of
+        :attr:`grid_multiple` of (H, W) (32 as published). A smaller ``size`` runs the network at a reduced resolution (the engine's
         ``scale`` / ``max_width``) without a second resize. ``role``: which of
         :data:`IMAGE_MEANS` to subtract ("first", "second", or "stream" for a frame used as both)."""
         if role not in self.roles:
@@ -346,7 +346,7 @@ class LiteFlowNet(nn.Module):
 
         Args:
             finest: (B, 2, h, w) NetE units (pixels of the network grid / 20), the grid being
-                ``grid_size`` (H', W') (default: the next multiples of 32 of ``input_size``).
+                ``grid_size`` (H', W') (default: the next multiples of :attr:`grid_multiple`).
             input_size: (H, W) of the input the flow is for.
         """
         height, width = input_size
