@@ -342,7 +342,7 @@ class LiteFlowNet(nn.Module):
         return flows
 
     def to_pixels(self, finest: torch.Tensor, input_size: tuple, grid_size: tuple | None = None) -> torch.Tensor:
-        """Finest NetE flow -> (B, 2, H, W) pixels of the input, in one resize.
+        """Finest NetE flow -> (B, 2, H, W) pixels of the input, in one resize (a port may resize twice).
 
         Args:
             finest: (B, 2, h, w) NetE units (pixels of the network grid / 20), the grid being
