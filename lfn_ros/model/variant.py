@@ -180,6 +180,16 @@ def image_pyramid(image: torch.Tensor, sizes, mode: str) -> list:
     return images
 
 
+def _linspace(n: int, device) -> torch.Tensor:
+    """torch.linspace(-1, 1, n) in float32. While an ONNX export traces, the values are made
+    here eagerly and enter the graph as a constant, because the exporter computes a traced
+    linspace in double, which rounds differently and so changes which samples the mask zeroes."""
+    values = torch.linspace(-1.0, 1.0, n, device=device)
+    if torch.jit.is_tracing():  # float32 -> Python float -> float32 is exact
+        return torch.tensor(values.tolist(), dtype=torch.float32, device=device)
+    return values
+
+
 def footprint_warp(x: torch.Tensor, flow_units: torch.Tensor, scale: float) -> torch.Tensor:
     """IRR's warping layer, as ptlflow runs it: backward warp of ``x`` (B, C, H, W) by
     ``flow_units * scale`` pixels, zero wherever the bilinear footprint leaves the frame.
@@ -197,11 +207,13 @@ def footprint_warp(x: torch.Tensor, flow_units: torch.Tensor, scale: float) -> t
     batch, _, height, width = x.shape
     flow_units = flow_units.float()
     divisor = 1.0 / scale
-    grid_x = torch.linspace(-1.0, 1.0, width, device=x.device).view(1, 1, 1, width).expand(batch, 1, height, width)
-    grid_y = torch.linspace(-1.0, 1.0, height, device=x.device).view(1, 1, height, 1).expand(batch, 1, height, width)
+    grid_x = _linspace(width, x.device).view(1, 1, 1, width).expand(batch, 1, height, width)
+    grid_y = _linspace(height, x.device).view(1, 1, height, 1).expand(batch, 1, height, width)
     offset = torch.stack([flow_units[:, 0] * 2 / max(width - 1, 1) / divisor,
                           flow_units[:, 1] * 2 / max(height - 1, 1) / divisor]).transpose(0, 1)
-    grid = (torch.cat([grid_x, grid_y], 1) + offset).permute(0, 2, 3, 1)
+    # float32 is a no-op here, but a traced export types the Python scalars above as double and
+    # ONNX Runtime's GridSample takes float grids only.
+    grid = (torch.cat([grid_x, grid_y], 1) + offset).permute(0, 2, 3, 1).to(torch.float32)
     warped = F.grid_sample(x.float(), grid, align_corners=True)
     ones = torch.ones(x.shape, dtype=torch.float32, device=x.device)
     inside = (F.grid_sample(ones, grid, align_corners=True) >= 1.0).to(torch.float32)

@@ -116,3 +116,16 @@ def test_openvino_runs_mmflows_computation_as_torch_does(tmp_path, manifest):
              for backend in ("torch", "openvino")]
     assert np.abs(flows[0]).max() > 0.1
     np.testing.assert_allclose(flows[1], flows[0], atol=1e-3)
+
+
+def test_onnx_export_refuses_a_size_its_opencv_resize_would_bake_in_and_is_exact_at_its_grid(tmp_path, manifest, capsys):
+    pytest.importorskip("onnxruntime")
+    from lfn_ros.cli import main
+
+    path = tmp_path / "liteflownet_mmflow.pth"
+    torch.save(mmcv_checkpoint(manifest, seed=13), path)
+    # 96x64 would be resized to 128x64 by OpenCV before the network: a graph cannot hold that.
+    assert main(["export", "--onnx", str(tmp_path / "a.onnx"), "--size", "96x64", "--weights", str(path)]) == 2
+    assert "cv2.resize" in capsys.readouterr().err
+    # At a multiple of 64 nothing is resized, and ONNX Runtime gives PyTorch's flow.
+    assert main(["export", "--onnx", str(tmp_path / "b.onnx"), "--size", "128x64", "--weights", str(path)]) == 0
