@@ -28,13 +28,18 @@ def test_the_node_runs_a_ports_file_as_downloaded(start_node, probe, tmp_path, l
     path = tmp_path / filename
     torch.save({"state_dict": random_state(layout.manifest(), seed=2, gain=1.0)}, path)
     node = start_node("flow_node", dict(NODE_PARAMS, weights=str(path)), name=f"flow_node_{layout.name}")
-    results = probe(["ready", "basic"])
-    assert "error" not in results["basic"], f"{results['basic'].get('traceback')}\n{node.output()[-3000:]}"
-    assert node.alive(), node.output()[-3000:]
+    try:
+        results = probe(["ready", "basic"])
+    finally:
+        output = node.output()
+        alive = node.alive()
+        node.stop()  # the next case's node publishes on the same topics
+    assert "error" not in results["basic"], f"{results['basic'].get('traceback')}\n{output[-3000:]}"
+    assert alive, output[-3000:]
     frames = results["basic"]["frames"]
     _expect_nothing(frames[0])
     for frame in frames[1:]:
-        assert frame["arrived"], f"no flow for stamp {frame['stamp']}: {frame}\n{node.output()[-3000:]}"
+        assert frame["arrived"], f"no flow for stamp {frame['stamp']}: {frame}\n{output[-3000:]}"
         flow, timing = frame["outputs"]["flow"], frame["outputs"]["timing"]
         assert (flow["encoding"], flow["height"], flow["width"], flow["finite"]) == ("32FC2", H, W, True)
         # The node names the file it runs (its card), level 2 as published.
