@@ -90,25 +90,13 @@ def _sniklaus_keys(state: dict) -> dict:
 
 
 def _sniklaus_to_lfn_ros(state: dict, model: LiteFlowNet) -> dict:
-    theirs = _sniklaus_keys(state)
-    mapped, missing, misshapen = {}, [], []
-    for name, mine in model.state_dict().items():
-        key = sniklaus_name(name)
-        if key not in theirs:
-            missing.append(key)
-            continue
-        tensor = theirs[key]
-        if tuple(tensor.shape) != tuple(mine.shape):
-            misshapen.append(f"{key} {tuple(tensor.shape)} (LiteFlowNet: {tuple(mine.shape)})")
-            continue
-        mapped[name] = tensor.detach().float().clone()
-    extra = sorted(set(theirs) - {sniklaus_name(n) for n in model.state_dict()})
-    if missing or misshapen or extra:
-        from .weights import mismatch_text
+    mapped = _by_name(_sniklaus_keys(state), model, sniklaus_name,
+                      "sniklaus/pytorch-liteflownet layout (LiteFlowNet, 212 tensors, 5,381,969 parameters)")
+    return _bgr_to_rgb(mapped)  # his network reads BGR images
 
-        raise LayoutError("sniklaus/pytorch-liteflownet layout expected (LiteFlowNet, 212 tensors, 5,381,969 "
-                          "parameters), but " + mismatch_text(missing, extra, misshapen) + ": another network or a damaged file")
-    # His network reads BGR images, ours RGB: reverse the first convolution's input channels.
+
+def _bgr_to_rgb(mapped: dict) -> dict:
+    """Reverse the first convolution's input channels: a port that reads BGR, ours RGB."""
     first = "netc.level1.0.weight"
     mapped[first] = mapped[first].flip(1).contiguous()
     return mapped
@@ -216,10 +204,7 @@ def _by_name(state: dict, model: LiteFlowNet, name_of, expected: str) -> dict:
 
 def _mmflow_to_lfn_ros(state: dict, model: LiteFlowNet) -> dict:
     mapped = _by_name(state, model, mmflow_name, "mmflow's LiteFlowNet layout (190 tensors, 5,379,613 values)")
-    # Its encoder reads BGR images (mmcv loads BGR; its LiteFlowNet configs keep to_rgb=False).
-    first = "netc.level1.0.weight"
-    mapped[first] = mapped[first].flip(1).contiguous()
-    return mapped
+    return _bgr_to_rgb(mapped)  # mmcv loads BGR; its LiteFlowNet configs keep to_rgb=False
 
 
 @dataclass(frozen=True)
