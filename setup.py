@@ -41,6 +41,7 @@ setup(
         "export": ["onnx>=1.14", "onnxruntime>=1.16"],  # lfn-ros export --onnx (+ its check)
         "raft": ["torchvision>=0.15"],  # the RAFT-small peer in lfn-ros evaluate (GPU)
         "openvino": ["openvino>=2024.0"],  # the engine's fastest CPU backend (backend auto picks it)
+        "int8": ["openvino>=2024.0", "nncf>=2.10"],  # precision int8 (NNCF quantises the OpenVINO graphs)
         "bags": ["rosbags>=0.10"],  # lfn-ros infer BAG, image_player bag=... (ROS 2 bags without ROS)
     },
     entry_points={

@@ -11,7 +11,8 @@ Rows, each where the machine supports it:
   features are kept), NetE forward and backward in one batch of two, the occlusion check; the
   image and flow resizes included. This is what the node pays per frame.
 - paths: torch fp32, torch bf16 (autocast + channels_last), ONNX Runtime (the graphs of
-  lfn_ros.model.graphs), OpenVINO f32 and bf16 (the engine's openvino backend); on CUDA torch
+  lfn_ros.model.graphs), OpenVINO f32, bf16 and int8 (the engine's openvino backend; int8 where
+  NNCF is installed); on CUDA torch
   fp32/fp16/bf16.
 - peers: OpenCV DIS ultrafast and medium and Farneback on the CPU (grey conversion included);
   RAFT-small (torchvision, 12 iterations) on CUDA.
@@ -234,7 +235,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 #: The peak each CPU path is measured against: its own library and precision (ONNX Runtime: the
 #: better fp32 matmul of the two libraries, as it has its own kernels).
 PEAK_OF = {"torch fp32": ("torch fp32",), "torch bf16": ("torch bf16",), "OpenVINO f32": ("OpenVINO f32",),
-           "OpenVINO bf16": ("OpenVINO bf16",), "ONNX Runtime fp32": ("torch fp32", "OpenVINO f32")}
+           "OpenVINO bf16": ("OpenVINO bf16",), "OpenVINO int8": ("OpenVINO int8",), "ONNX Runtime fp32": ("torch fp32", "OpenVINO f32")}
 
 
 def matmul_peaks(n: int = 2048, iters: int = 5, warmup: int = 2) -> dict:
@@ -260,6 +261,13 @@ def cpu_paths() -> list[tuple[str, str, str]]:
 
     if openvino_available():
         paths += [("OpenVINO f32", "openvino", "fp32"), (f"OpenVINO {native}", "openvino", native)]
+        from lfn_ros.engine.int8 import Int8Unavailable, nncf_module
+
+        try:
+            nncf_module()
+            paths.append(("OpenVINO int8", "openvino", "int8"))
+        except Int8Unavailable:
+            pass
     return [p for i, p in enumerate(paths) if p not in paths[:i]]
 
 

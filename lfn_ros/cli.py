@@ -35,7 +35,7 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default="default", help="checkpoint path; 'default' = shipped weights; '' = untrained")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="auto: bf16 where the device computes it natively (AMX/AVX512-BF16 CPUs too), else fp32")
+                        help="auto: bf16 where the device computes it natively (AMX/AVX512-BF16 CPUs too), else fp32; int8: OpenVINO with NNCF-quantised convolutions (CPU)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="torch, openvino (CPU) or auto (the fastest path within 1%% of fp32: OpenVINO for fp32 on the CPU, else torch)")
     parser.add_argument("--finest-level", type=int, default=None, choices=(2, 3, 4, 5, 6),

@@ -1,7 +1,8 @@
 """Numeric precisions: their names, and which one a device computes fast (one home, issue 9).
 
 Names used everywhere (CLI, node parameter, trainer, benchmarks): ``fp32``, ``bf16``, ``fp16``
-and ``auto``. ``auto`` resolves per device:
+and ``auto``; inference also takes ``int8`` (the OpenVINO backend on the CPU, convolutions
+quantised with NNCF and the flow path in f32: lfn_ros.engine.int8). ``auto`` resolves per device:
 
 - CUDA: bf16 where the GPU supports it, else fp16;
 - CPU: bf16 where the processor computes it natively (x86: AMX-BF16 or AVX512-BF16; Arm:
@@ -22,8 +23,10 @@ import torch
 
 #: Precision name -> torch dtype.
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-#: Every name a user may give, ``auto`` included.
-CHOICES = ("auto", "fp32", "bf16", "fp16")
+#: Every name a trainer may be given, ``auto`` included.
+TRAIN_CHOICES = ("auto", "fp32", "bf16", "fp16")
+#: Every name inference may be given: the training names and int8 (OpenVINO + NNCF, CPU only).
+CHOICES = TRAIN_CHOICES + ("int8",)
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,6 +57,8 @@ def resolve(precision: str, device) -> str:
     if precision not in CHOICES:
         raise ValueError(f"precision must be one of {CHOICES}, got {precision!r}")
     device = torch.device(device)
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError(f"precision int8 runs on the CPU (the OpenVINO backend), not on {device}")
     if precision == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -102,7 +107,7 @@ def checked(precision: str, device, log=print) -> str:
     """:func:`resolve` ``precision``, then fall back to fp32 if f-warp is not accurate in it
     (:func:`warp_error_px` over 0.02 px), saying so through ``log``."""
     name = resolve(precision, device)
-    if name == "fp32":
+    if name in ("fp32", "int8"):  # int8 keeps the warps in f32 (lfn_ros.engine.int8)
         return name
     error = warp_error_px(torch.device(device), DTYPES[name])
     if error <= 0.02:

@@ -23,14 +23,19 @@ def resolve_backend(requested: str, device: torch.device, precision: str = "fp32
     f32 (the DisablePrecisionConversion runtime attribute) changed nothing measurable in
     OpenVINO 2026.4. Torch bf16 keeps the flow in fp32 and stays within 0.3 %. "torch-compiled"
     (TorchInductor) is opt-in: the same flow to rounding, but its first frame compiles for
-    minutes on a small CPU (docs/benchmarks.md). Other names are checked (OpenVINO runs on the
-    CPU only).
+    minutes on a small CPU (docs/benchmarks.md). Precision int8 exists only in OpenVINO (NNCF's
+    quantisation of the convolutions), so "auto" picks OpenVINO for it and the torch backends
+    refuse it. Other names are checked (OpenVINO runs on the CPU only).
     """
     from .openvino_backend import openvino_available
 
     if requested not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {requested!r}")
+    if precision == "int8" and requested not in ("auto", "openvino"):
+        raise ValueError(f"precision int8 runs on the OpenVINO backend, not on {requested!r}")
     if requested == "auto":
+        if precision == "int8":
+            return "openvino"  # OpenVINOBackend says what to install where it is missing
         return "openvino" if device.type == "cpu" and precision == "fp32" and openvino_available() else "torch"
     if requested == "openvino" and device.type != "cpu":
         raise ValueError(f"the OpenVINO backend runs on the CPU, not on {device}")

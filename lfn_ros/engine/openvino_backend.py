@@ -10,7 +10,9 @@ direct PyTorch conversion); they are compiled once per network grid and recompil
 resolution changes (the most recent :data:`MAX_GRIDS` grids stay compiled).
 
 Precision: ``bf16`` sets OpenVINO's inference precision hint to bf16 (where the CPU computes it
-natively), ``fp32`` to f32. Same calls as :class:`lfn_ros.engine.torch_backend.TorchBackend`.
+natively), ``fp32`` to f32; ``int8`` quantises the convolutions with NNCF, calibrated on
+synthetic pairs per grid, and keeps the flow path in f32 (lfn_ros.engine.int8). Same calls as
+:class:`lfn_ros.engine.torch_backend.TorchBackend`.
 """
 
 from __future__ import annotations
@@ -58,31 +60,55 @@ class OpenVINOBackend:
             import openvino as ov
         except ImportError as exc:
             raise BackendUnavailable(f"OpenVINO is not installed ({exc}); pip install openvino") from exc
-        if precision not in ("fp32", "bf16"):
-            raise BackendUnavailable(f"the OpenVINO backend runs fp32 or bf16 on the CPU, not {precision}")
+        if precision not in ("fp32", "bf16", "int8"):
+            raise BackendUnavailable(f"the OpenVINO backend runs fp32, bf16 or int8 on the CPU, not {precision}")
+        if precision == "int8":
+            from .int8 import Int8Unavailable, nncf_module
+
+            try:
+                nncf_module()
+            except Int8Unavailable as exc:
+                raise BackendUnavailable(str(exc)) from exc
         self._ov = ov
         self.core = ov.Core()
         self.model = model.cpu().eval()
         self.head = head.cpu().eval() if head is not None else None
         self.precision = precision
         self.levels = model.active_levels
+        # int8: the quantised convolutions run int8, every other op f32 (the flow path).
         self.config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
                        "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         self._encoders: OrderedDict = OrderedDict()  # grid -> infer request
         self._decoders: OrderedDict = OrderedDict()  # (grid, mode) -> infer request
+        self._calibration: dict = {}  # grid -> (encoder feeds, decoder feeds), int8 only
 
     # ------------------------------------------------------------------ compilation
-    def _compile(self, path):
-        return self.core.compile_model(self.core.read_model(str(path)), "CPU", self.config).create_infer_request()
+    def _compile(self, path, grid: tuple, part: int):
+        ov_model = self.core.read_model(str(path))
+        if self.precision == "int8":
+            ov_model = self._quantize(ov_model, grid, part)
+        return self.core.compile_model(ov_model, "CPU", self.config).create_infer_request()
+
+    def _quantize(self, ov_model, grid: tuple, part: int):
+        """``ov_model`` (part 0: the encoder, 1: a decoder) quantised for ``grid`` with NNCF."""
+        from .int8 import calibration_feeds, calibration_frames, quantize
+
+        if grid not in self._calibration:
+            self._calibration = {grid: calibration_feeds(self.model, calibration_frames(self.model, grid))}
+        feeds = self._calibration[grid][part]
+        if part == 1:  # the decoder comes last (prepare, first frame): free the features (~25 MB a pair at 1248x384)
+            self._calibration.pop(grid)
+        return quantize(ov_model, feeds)
 
     def _request(self, cache: OrderedDict, key, build):
         request = cache.get(key)
         if request is None:
             folder = tempfile.mkdtemp(prefix="lfn_ros_openvino_")
+            grid = key if cache is self._encoders else key[0]
             try:
-                request = self._compile(build(folder))
+                request = self._compile(build(folder), grid, 0 if cache is self._encoders else 1)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             cache[key] = request

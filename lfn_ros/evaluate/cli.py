@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from ..engine.backends import BACKENDS
+from ..precision import CHOICES as PRECISIONS
 from ..resources import data_root
 from .methods import METHODS
 from .runner import evaluate
@@ -35,8 +36,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "(default: the checkpoint's recommendation, else 2)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="lfn_ros's engine backend (auto: OpenVINO on the CPU where installed, as the node)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="lfn_ros's precision (auto: bf16 where the device computes it natively, as the node)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="lfn_ros's precision (auto: bf16 where the device computes it natively, as the node; "
+                             "int8: OpenVINO with NNCF-quantised convolutions, CPU)")
     parser.add_argument("--occlusion-method", default="auto", choices=("auto", "check", "head"),
                         help="lfn_ros's occlusion mask (auto: the checkpoint's head where it has one, else the check)")
     parser.add_argument("--datasets", default=None,

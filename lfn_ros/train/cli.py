@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from ..precision import CHOICES as PRECISIONS
+from ..precision import TRAIN_CHOICES as PRECISIONS
 from .config import MOTIONS, TrainConfig, parse_size
 
 

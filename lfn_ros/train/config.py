@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data.synthetic_config import PRESETS
-from ..precision import CHOICES as PRECISION_CHOICES
+from ..precision import TRAIN_CHOICES as PRECISION_CHOICES
 
 #: Names of the synthetic data sets a run can train on (``--motion``).
 MOTIONS = tuple(PRESETS)
