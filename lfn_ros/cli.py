@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from .engine.backends import BACKENDS
+from .ops.refine import REFINEMENTS
 from .precision import CHOICES as PRECISIONS
 from .resources import SEQUENCE_DIR
 
@@ -40,6 +41,8 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch, openvino (CPU) or auto (the fastest path within 1%% of fp32: OpenVINO for fp32 on the CPU, else torch)")
     parser.add_argument("--finest-level", type=int, default=None, choices=(2, 3, 4, 5, 6),
                         help="finest NetE level (default: the checkpoint's recommendation, else 2)")
+    parser.add_argument("--refinement", default="variational", choices=REFINEMENTS,
+                        help="last stage: variational (the flow refined at the input resolution, as the node) or none")
 
 
 def build_engine(args):
@@ -48,7 +51,7 @@ def build_engine(args):
 
     weights = None if args.weights == "" else args.weights
     return FlowEngine(weights=weights, device=args.device, precision=args.precision, finest_level=args.finest_level,
-                      backend=args.backend)
+                      backend=args.backend, refinement=args.refinement)
 
 
 def _add_infer_parser(subparsers) -> None:

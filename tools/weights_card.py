@@ -7,9 +7,9 @@ card comes from a file named next to it (issue 12).
 
 Sources: the shipped checkpoint's own card (training runs, steps, pairs, hours, occlusion head),
 benchmarks/results/evaluation_cpu.json (`lfn-ros evaluate ../shared/data --json ...`; it must
-name the shipped file's sha256, or this refuses) and, when present,
-benchmarks/results/evaluation_round2_cpu.json (the previous weights, round 2, run through the published
-network on the same data, for the comparison column).
+name the shipped file's sha256, or this refuses) and, when present, the comparison columns of
+COMPARISONS: the same weights' network alone (``--refinement none``, same file, same machine) and
+round 2's weights through the published network on the same data.
 The generated text sits between the markers <!-- generated:begin --> and <!-- generated:end -->.
 """
 
@@ -31,8 +31,11 @@ from lfn_ros.resources import DEFAULT_WEIGHTS  # noqa: E402
 
 CARD = ROOT / "lfn_ros" / "weights" / "README.md"
 EVALUATION = ROOT / "benchmarks" / "results" / "evaluation_cpu.json"
-PREVIOUS = ROOT / "benchmarks" / "results" / "evaluation_round2_cpu.json"
-PREVIOUS_NAME = "round 2"
+#: Comparison columns: (name, evaluation JSON, what it is). Their lfn_ros rows only are read; the
+#: ratio to DIS-medium takes DIS-medium from EVALUATION's run.
+COMPARISONS = (("network alone", ROOT / "benchmarks" / "results" / "evaluation_unrefined_cpu.json",
+                "these weights with `--refinement none`"),
+               ("round 2", ROOT / "benchmarks" / "results" / "evaluation_round2_cpu.json", "the previous weights"))
 NAMES = {"Sintel-clean": "Sintel clean", "Sintel-final": "Sintel final", "FlyingChairs": "FlyingChairs",
          "Middlebury": "Middlebury", "KITTI2012-noc": "KITTI 2012 noc", "KITTI2012-occ": "KITTI 2012 occ",
          "KITTI2015-noc": "KITTI 2015 noc", "KITTI2015-occ": "KITTI 2015 occ"}
@@ -57,8 +60,8 @@ def runs_table(card: dict) -> list[str]:
     return lines
 
 
-def accuracy_table(results: dict, previous: dict | None) -> list[str]:
-    header = "| dataset (pairs) | lfn_ros |" + (f" {PREVIOUS_NAME} |" if previous else "") + "".join(f" {p} |" for p in PEERS)
+def accuracy_table(results: dict, comparisons: list) -> list[str]:
+    header = "| dataset (pairs) | lfn_ros |" + "".join(f" {name} |" for name, _ in comparisons) + "".join(f" {p} |" for p in PEERS)
     lines = [header, "|---" * (header.count("|") - 1) + "|"]
     rows = list(results["datasets"].items()) + [("all", {"pairs": results["all"]["methods"]["lfn_ros"]["pairs"],
                                                           "methods": results["all"]["methods"]})]
@@ -67,8 +70,8 @@ def accuracy_table(results: dict, previous: dict | None) -> list[str]:
             f"**mean over datasets** ({left_out_text(results)})"
         methods = entry["methods"]
         cells = [fmt(methods["lfn_ros"]["epe"])]
-        if previous:
-            prev = previous["datasets"].get(name, {}).get("methods", {}) if name != "all" else previous["all"]["methods"]
+        for _, other in comparisons:
+            prev = other["datasets"].get(name, {}).get("methods", {}) if name != "all" else other["all"]["methods"]
             cells.append(fmt(prev.get("lfn_ros", {}).get("epe")))
         cells += [fmt(methods.get(p, {}).get("epe")) for p in PEERS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -80,27 +83,30 @@ def left_out_text(results: dict) -> str:
     return (", ".join(left) + " left out: the same pairs as noc") if left else "every dataset"
 
 
-def ratio_to(results: dict, peer: str = "DIS-medium") -> tuple[float, int]:
+def ratio_to(results: dict, peer: str = "DIS-medium", ours_from: dict | None = None) -> tuple[float, int]:
     """Geometric mean over pairs of lfn_ros's EPE / ``peer``'s EPE (the measure issues 8, 11 and
     15 state their targets in), and the number of pairs. Datasets whose pairs an earlier dataset
-    holds (KITTI occ after noc) are left out, as in evaluate's "all" row."""
+    holds (KITTI occ after noc) are left out, as in evaluate's "all" row. ``ours_from``: take
+    lfn_ros's EPEs from these results instead (a comparison run without peers)."""
     logs = []
     for name, entry in results["datasets"].items():
         if name in results["all"].get("left_out", []) or peer not in entry["methods"]:
             continue
-        ours = {p["name"]: p["epe"] for p in entry["methods"]["lfn_ros"]["per_pair"]}
+        source = (ours_from or results)["datasets"].get(name, {}).get("methods", {}).get("lfn_ros")
+        if source is None:
+            continue
+        ours = {p["name"]: p["epe"] for p in source["per_pair"]}
         for pair in entry["methods"][peer]["per_pair"]:
             if pair["name"] in ours and pair["epe"] > 0:
                 logs.append(math.log(ours[pair["name"]] / pair["epe"]))
     return math.exp(sum(logs) / len(logs)), len(logs)
 
 
-def motion_bin_table(results: dict, previous: dict | None = None) -> list[str]:
+def motion_bin_table(results: dict, comparisons: list = ()) -> list[str]:
     """EPE per true-motion bin (mean over datasets, as evaluate's "all" row) of lfn_ros, the
-    previous weights (when given) and every peer, and per dataset for lfn_ros and DIS-medium."""
+    comparison columns and every peer, and per dataset for lfn_ros and DIS-medium."""
     rows = [("lfn_ros", results["all"]["methods"].get("lfn_ros"))]
-    if previous:
-        rows.append((f"lfn_ros, {PREVIOUS_NAME}", previous["all"]["methods"].get("lfn_ros")))
+    rows += [(f"lfn_ros, {name}", other["all"]["methods"].get("lfn_ros")) for name, other in comparisons]
     rows += [(results["labels"].get(p, p), results["all"]["methods"].get(p)) for p in PEERS]
     lines = ["| method | " + " | ".join(BINS) + " | all pixels |", "|---" * (len(BINS) + 2) + "|"]
     for label, row in rows:
@@ -132,23 +138,24 @@ def generate() -> str:
     sha = file_sha256(DEFAULT_WEIGHTS)
     if results.get("lfn_ros", {}).get("weights_sha256") != sha:
         raise SystemExit(f"{EVALUATION} did not measure the shipped file (sha256 {sha[:12]}...): rerun lfn-ros evaluate")
-    previous = json.loads(PREVIOUS.read_text()) if PREVIOUS.is_file() else None
+    comparisons = [(name, json.loads(path.read_text())) for name, path, _ in COMPARISONS if path.is_file()]
+    sources = "; ".join(f"{name}: `benchmarks/results/{path.name}`, {what}" for name, path, what in COMPARISONS if path.is_file())
     parts = [f"Generated by `python tools/weights_card.py --write` from the checkpoint's card and "
              f"`benchmarks/results/evaluation_cpu.json` (sha256 of the measured file: `{sha[:16]}...`, the shipped one).", "",
              "### Training runs (from the card)", "", *runs_table(card), "",
              f"### Accuracy: EPE in pixels, `{results['lfn_ros']['model']}`", "",
              "`lfn-ros evaluate ../shared/data --json benchmarks/results/evaluation_cpu.json --plot docs/images/evaluation.png`, "
              "all pairs, every method in the same run on the same machine"
-             + (f" ({PREVIOUS_NAME}: `benchmarks/results/{PREVIOUS.name}`, the previous weights)" if previous else "") + ".", "",
-             *accuracy_table(results, previous), ""]
+             + (f" ({sources})" if sources else "") + ".", "",
+             *accuracy_table(results, comparisons), ""]
     ratio, pairs = ratio_to(results)
-    line = f"EPE ratio to DIS-medium, geometric mean over {pairs} pairs: **{ratio:.2f}**"
-    if previous:
-        line += f" ({PREVIOUS_NAME}: {ratio_to(previous)[0]:.2f})"
+    line = f"EPE ratio to DIS-medium, geometric mean over {pairs} pairs: **{ratio:.3f}**"
+    if comparisons:
+        line += " (" + ", ".join(f"{name}: {ratio_to(results, ours_from=other)[0]:.3f}" for name, other in comparisons) + ")"
     parts += [line + ". Targets (issue 15): 0.9 or less here; below 1.0 on the team's held-out pairs (not here).", ""]
     if all(f"epe_{b}" in results["all"]["methods"]["lfn_ros"] for b in BINS):
         parts += ["### By true motion: EPE over the pixels whose ground-truth motion is 0-10, 10-40 or 40+ px (Sintel's bins)",
-                  "", *motion_bin_table(results, previous), ""]
+                  "", *motion_bin_table(results, comparisons), ""]
     occlusion = occlusion_table(results)
     if len(occlusion) > 2:
         method = card.get("occlusion", {})

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-#: Stages timed for every frame, in order (FlowTiming's fields are named after them).
-STAGES = ("upload", "preprocess", "features", "decoder", "postprocess", "download")
+#: Stages timed for every frame, in order (FlowTiming's fields are named after them). "refine" is
+#: the variational refinement on the host (lfn_ros.ops.refine; 0 when it is off).
+STAGES = ("upload", "preprocess", "features", "decoder", "postprocess", "download", "refine")
 
 
 class EngineError(RuntimeError):
@@ -41,12 +42,14 @@ class Staged:
     """A frame on its way to the device (returned by :meth:`FlowEngine.stage`).
 
     image: (1, 3, H, W) uint8 on the engine's device; size: (H, W); seconds: the stamp in
-    seconds (None: no time-order check); events / host_ms: upload timing (CUDA / host)."""
+    seconds (None: no time-order check); events / host_ms: upload timing (CUDA / host);
+    grey: (H, W) uint8 on the host, for the refinement (None when it is off)."""
 
     image: torch.Tensor
     stamp: object
     seconds: float | None
     size: tuple
+    grey: np.ndarray | None = None
     events: dict = field(default_factory=dict)
     host_ms: dict = field(default_factory=dict)
 
@@ -54,12 +57,14 @@ class Staged:
 @dataclass
 class FrameState:
     """The previous frame of a stream: its encoding (NetC features + image pyramid, kept on the
-    device) and what identifies it. The engine holds one or None; a reset drops it whole."""
+    device), its grey image on the host (for the refinement, or None) and what identifies it.
+    The engine holds one or None; a reset drops it whole."""
 
     encoding: object
     stamp: object
     seconds: float | None
     size: tuple
+    grey: np.ndarray | None = None
 
 
 def processing_size(height: int, width: int, scale: float = 1.0, max_width: int = 0) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from ..engine.backends import BACKENDS
+from ..ops.refine import REFINEMENTS
 from ..precision import CHOICES as PRECISIONS
 from ..resources import data_root
 from .methods import METHODS
@@ -41,6 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "int8: OpenVINO with NNCF-quantised convolutions, CPU)")
     parser.add_argument("--occlusion-method", default="auto", choices=("auto", "check", "head"),
                         help="lfn_ros's occlusion mask (auto: the checkpoint's head where it has one, else the check)")
+    parser.add_argument("--refinement", default="variational", choices=REFINEMENTS,
+                        help="lfn_ros's last stage (variational: refined at the input resolution, as the node; "
+                             "none: the network's flow alone)")
     parser.add_argument("--datasets", default=None,
                         help="comma-separated dataset names, e.g. Sintel-clean,Middlebury (default: all found)")
     parser.add_argument("--methods", default=None,
@@ -93,7 +97,8 @@ def run_cli(args: argparse.Namespace) -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("always", UntrainedWarning)
                 engine = FlowEngine(weights=weights, device=device, finest_level=args.finest_level, backend=args.backend,
-                                    precision=args.precision, occlusion_method=args.occlusion_method)
+                                    precision=args.precision, occlusion_method=args.occlusion_method,
+                                    refinement=args.refinement)
         evaluate(root, weights=weights, device=device, methods=methods, datasets=_split(args.datasets),
                  max_pairs=args.max_pairs, plot=args.plot, json_out=args.json,
                  progress=not args.no_progress, finest_level=args.finest_level, engine=engine)

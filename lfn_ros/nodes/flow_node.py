@@ -190,7 +190,7 @@ class FlowNode(Node):
                     finest_level=values["finest_level"] or None, occlusion=values["publish_occlusion"],
                     alpha=values["occlusion_alpha"], beta=values["occlusion_beta"],
                     scale=values["scale"], max_width=values["max_width"], backend=values["backend"],
-                    threads=threads, occlusion_method=values["occlusion_method"])
+                    threads=threads, occlusion_method=values["occlusion_method"], refinement=values["refinement"])
         except WeightsError as exc:
             raise ConfigError(f"cannot load the LiteFlowNet weights: {exc}") from exc
         except (ValueError, RuntimeError) as exc:
@@ -220,7 +220,8 @@ class FlowNode(Node):
                 updates[parameter.name] = parameter.value
         with self._lock:
             self._params.update(updates)
-        self.engine.configure(alpha=updates.get("occlusion_alpha"), beta=updates.get("occlusion_beta"))
+        self.engine.configure(alpha=updates.get("occlusion_alpha"), beta=updates.get("occlusion_beta"),
+                              refinement=updates.get("refinement"))
         for name, value in updates.items():
             self.get_logger().info(f"parameter {name} = {value}")
         return SetParametersResult(successful=True)

@@ -159,7 +159,7 @@ class Probe:
         for m in self.got["timing"]:
             if key(m.header.stamp) == seconds:
                 result["timing"] = dict(header(m), previous_stamp=key(m.previous_stamp),
-                                        compute_ms=m.compute_ms, decoder_ms=m.decoder_ms,
+                                        compute_ms=m.compute_ms, decoder_ms=m.decoder_ms, refine_ms=m.refine_ms,
                                         latency_ms=m.latency_ms, frames_processed=m.frames_processed,
                                         frames_dropped=m.frames_dropped, device=m.device, model=m.model)
         return result
@@ -253,9 +253,12 @@ class Probe:
             "budget_negative": set_param("latency_budget_ms", ParameterType.PARAMETER_DOUBLE, -1.0),
             "budget_string": set_param("latency_budget_ms", ParameterType.PARAMETER_STRING, "fast"),
             "color_off": set_param("publish_color", ParameterType.PARAMETER_BOOL, False),
+            "refinement_bad": set_param("refinement", ParameterType.PARAMETER_STRING, "bilateral"),
+            "refinement_none": set_param("refinement", ParameterType.PARAMETER_STRING, "none"),
         }
         out["after"] = self.sequence([6000, 6001], expect=[True, True])
         out["color_on"] = set_param("publish_color", ParameterType.PARAMETER_BOOL, True)
+        out["refinement_on"] = set_param("refinement", ParameterType.PARAMETER_STRING, "variational")
         self.node.destroy_client(client)
         return out
 

@@ -66,6 +66,7 @@ def _expect_flow(frame, previous_stamp, h=H, w=W, frame_id="cam_test", points=Tr
     assert (timing["stamp"], timing["frame_id"]) == (stamp, frame_id)
     assert timing["previous_stamp"] == previous_stamp
     assert timing["compute_ms"] > 0 and timing["decoder_ms"] > 0 and timing["latency_ms"] > 0
+    assert timing["refine_ms"] >= 0 and timing["compute_ms"] >= timing["refine_ms"]
     assert timing["device"] == "cpu" and "LiteFlowNet" in timing["model"] and "untrained" in timing["model"]
     if color:
         assert (out["color"]["encoding"], out["color"]["height"], out["color"]["width"]) == ("rgb8", h, w)
@@ -144,12 +145,18 @@ def test_runtime_parameters(session):
     assert not result["budget_negative"]["successful"]
     assert not result["budget_string"]["successful"]
     assert result["color_off"]["successful"] and result["color_on"]["successful"]
+    assert not result["refinement_bad"]["successful"] and "variational, none" in result["refinement_bad"]["reason"]
+    assert result["refinement_none"]["successful"] and result["refinement_on"]["successful"]
     first, second = result["after"]["frames"]
     # publish_color off: no flow/color; points_stride 4: a 24x32 grid. 6000 continues the
     # sequence that the repeated 4501 started.
     out = _expect_flow(first, 4501, color=False)
     _expect_flow(second, 6000, color=False)
     assert (out["points"]["height"], out["points"]["width"]) == (H // 4, W // 4)
+    # refinement none: the flow is the network's alone (refined by default, as the basic frames are).
+    assert first["outputs"]["timing"]["refine_ms"] == 0 and second["outputs"]["timing"]["refine_ms"] == 0
+    basic = session["basic"]["frames"]
+    assert all(f["outputs"]["timing"]["refine_ms"] > 0 for f in basic if f["arrived"])
 
 
 def test_diagnostics(session):
