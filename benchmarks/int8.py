@@ -7,12 +7,13 @@ validation pairs (never on ../shared/data, which only `lfn-ros evaluate` reads, 
     python benchmarks/int8.py                 # 320x240 and 640x480, level 3; 48 validation pairs
     python benchmarks/int8.py --pairs 8       # quicker accuracy rows
 
-Rows: torch bf16 (the node's default on this CPU), OpenVINO f32 (backend auto at fp32), OpenVINO
-bf16, and int8 with each NNCF preset ("performance": symmetric activations; "mixed": asymmetric,
+Rows: the engine's other CPU paths on this machine (benchmarks/speed.py's: torch fp32, torch and
+OpenVINO bf16 where the CPU computes bf16 natively, OpenVINO f32), and int8 with each NNCF preset ("performance": symmetric activations; "mixed": asymmetric,
 the one lfn_ros ships, chosen by this benchmark's accuracy rows). Times: see benchmarks/speed.py
 (node step = one streaming step with the forward-backward check; pair = both frames, forward
 only); quantise s = the first frame's extra time at that size (calibration render + NNCF +
-compile). Accuracy: mean EPE over the validation set (lfn_ros.train.validation, "heavy" data,
+compile). The network only: the refinement after it is the same on every path. Accuracy: mean
+EPE over the validation set (lfn_ros.train.validation, "heavy" data,
 512x384) and over its pixels that move less than 10 px (s0-10). Pause any training first.
 """
 
@@ -33,24 +34,31 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import lfn_ros.engine.int8 as int8  # noqa: E402
 from lfn_ros.engine import FlowEngine  # noqa: E402
-from speed import engine_rows, gflop_per_pair, machine_description, matmul_peaks, parse_sizes  # noqa: E402
+from speed import PEAK_OF as SPEED_PEAK_OF  # noqa: E402
+from speed import cpu_paths, engine_rows, gflop_per_pair, machine_description, matmul_peaks, parse_sizes  # noqa: E402
 
 #: The preset lfn_ros ships (the module's default, before this benchmark sets others).
 SHIPPED_PRESET = int8.PRESET
-#: (label, backend, precision, NNCF preset or None).
-PATHS = [("torch bf16", "torch", "bf16", None), ("OpenVINO f32", "openvino", "fp32", None),
-         ("OpenVINO bf16", "openvino", "bf16", None), ("OpenVINO int8 performance", "openvino", "int8", "performance"),
-         ("OpenVINO int8 mixed", "openvino", "int8", "mixed")]
+#: The int8 rows: (label, backend, precision, NNCF preset).
+INT8_PATHS = [("OpenVINO int8 performance", "openvino", "int8", "performance"),
+              ("OpenVINO int8 mixed", "openvino", "int8", "mixed")]
 #: Which measured matmul peak a path is a fraction of.
-PEAK_OF = {"torch bf16": "torch bf16", "OpenVINO f32": "OpenVINO f32", "OpenVINO bf16": "OpenVINO bf16",
-           "OpenVINO int8 performance": "OpenVINO int8", "OpenVINO int8 mixed": "OpenVINO int8"}
+PEAK_OF = {**{label: kinds[0] for label, kinds in SPEED_PEAK_OF.items()},
+           **{label: "OpenVINO int8" for label, *_ in INT8_PATHS}}
+
+
+def benchmark_paths() -> list[tuple]:
+    """(label, backend, precision, NNCF preset or None): this machine's other CPU paths (an
+    emulated bf16 is left out: it is no path anyone would run), then the int8 rows."""
+    others = [(label, backend, precision, None) for label, backend, precision in cpu_paths() if precision != "int8"]
+    return others + INT8_PATHS
 
 
 def first_frame_seconds(backend: str, precision: str, size) -> float:
     """Wall time of the first pair at ``size`` minus a warm pair's: compiling (and quantising)."""
     from speed import test_pair
 
-    engine = FlowEngine(device="cpu", backend=backend, precision=precision, finest_level=3)
+    engine = FlowEngine(device="cpu", backend=backend, precision=precision, finest_level=3, refinement="none")
     first, second = test_pair(*size)
     start = time.perf_counter()
     engine.infer(first, second)
@@ -64,7 +72,7 @@ def accuracy(backend: str, precision: str, pairs: int) -> dict:
     """Mean EPE (px) over the synthetic validation pairs and over their pixels moving < 10 px."""
     from lfn_ros.train.validation import validation_pairs
 
-    engine = FlowEngine(device="cpu", backend=backend, precision=precision, finest_level=3)
+    engine = FlowEngine(device="cpu", backend=backend, precision=precision, finest_level=3, refinement="none")
     to_uint8 = lambda t: (t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # noqa: E731
     epe, slow = [], []
     for batch in validation_pairs(pairs, data="heavy"):
@@ -94,7 +102,7 @@ def main(argv=None) -> int:
     rows = []
     for height, width in parse_sizes(args.sizes):
         gflop = gflop_per_pair(3, (height, width))
-        for label, backend, precision, preset in PATHS:
+        for label, backend, precision, preset in benchmark_paths():
             int8.PRESET = preset or SHIPPED_PRESET
             timed = engine_rows(backend, precision, 3, (height, width), device, args.iters, args.warmup)
             rate = gflop / (timed["pair"]["ms"] / 1000)
@@ -110,7 +118,7 @@ def main(argv=None) -> int:
     accuracy_rows = []
     if args.pairs:
         print(f"\n{'path':<28}{'EPE':>8}{'s0-10':>8}   synthetic validation, {args.pairs} pairs at 512x384", flush=True)
-        for label, backend, precision, preset in PATHS:
+        for label, backend, precision, preset in benchmark_paths():
             int8.PRESET = preset or SHIPPED_PRESET
             result = {"path": label, **accuracy(backend, precision, args.pairs)}
             accuracy_rows.append(result)

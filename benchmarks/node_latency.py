@@ -99,9 +99,10 @@ def engine_step_ms(frames: list, backend: str, threads: int, device: str = "cpu"
 
     threads = threads or default_cpu_threads()  # the node's rule for cpu_threads 0
     torch.set_num_threads(threads)
-    default = {name: BY_NAME[name].default for name in ("precision", "occlusion_method", "publish_occlusion")}
+    default = {name: BY_NAME[name].default for name in ("precision", "occlusion_method", "publish_occlusion", "refinement")}
     engine = FlowEngine(device=device, backend=backend, threads=threads, precision=default["precision"],
-                        occlusion=default["publish_occlusion"], occlusion_method=default["occlusion_method"])
+                        occlusion=default["publish_occlusion"], occlusion_method=default["occlusion_method"],
+                        refinement=default["refinement"])
     times = []
     for i, rgb in enumerate(frames):
         t0 = time.perf_counter()

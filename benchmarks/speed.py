@@ -117,15 +117,19 @@ def node_step_ms(engine, size, device, iters: int, warmup: int) -> dict:
 
 def engine_rows(backend: str, precision: str, level: int, size, device, iters: int, warmup: int) -> dict:
     """Pair and node-step times of the engine with one backend and precision; the node step with
-    the forward-backward check, and with the occlusion head where the shipped weights have one."""
-    engine = FlowEngine(device=str(device), backend=backend, precision=precision, finest_level=level, occlusion_method="check")
+    the forward-backward check, and with the occlusion head where the shipped weights have one.
+    The network only: the refinement after it is the same host work on every path
+    (benchmarks/refinement.py times it)."""
+    engine = FlowEngine(device=str(device), backend=backend, precision=precision, finest_level=level, occlusion_method="check",
+                        refinement="none")
     node = node_step_ms(engine, size, device, iters, warmup)
     first, second = test_pair(*size)
     # The pair: both frames through NetC and NetE forward only (no occlusion), as a pair costs.
     pair = summary(time_call(lambda: engine.infer(first, second, occlusion=False), device, iters, warmup))
     result = {"pair": pair, "node": node, "model": engine.model_name}
     try:
-        head = FlowEngine(device=str(device), backend=backend, precision=precision, finest_level=level, occlusion_method="head")
+        head = FlowEngine(device=str(device), backend=backend, precision=precision, finest_level=level, occlusion_method="head",
+                          refinement="none")
     except ValueError:  # the weights have no occlusion head
         return result
     result["node_head"] = node_step_ms(head, size, device, iters, warmup)
@@ -268,7 +272,8 @@ def cpu_paths() -> list[tuple[str, str, str]]:
             paths.append(("OpenVINO int8", "openvino", "int8"))
         except Int8Unavailable:
             pass
-    return [p for i, p in enumerate(paths) if p not in paths[:i]]
+    # Without native bf16 the second torch and OpenVINO paths repeat the fp32 ones: keep the first.
+    return [p for i, p in enumerate(paths) if p[1:] not in [q[1:] for q in paths[:i]]]
 
 
 def main(argv=None) -> int:

@@ -61,6 +61,17 @@ def test_openvino_bf16_costs_what_the_docs_say(pairs, reference):
     assert abs(float(np.mean(added))) <= 0.1, added
 
 
+def test_int8_costs_what_the_docs_say(pairs, reference):
+    """OpenVINO int8, opt-in only (NNCF's quantised convolutions, the flow path in f32): on the
+    evaluation data +1.1 % mean EPE with the refinement (+0.014 px; docs/benchmarks.md, "INT8"),
+    over issue 16's 1 % rule, so ``auto`` never picks it. The bound keeps that cost what the
+    docs state."""
+    pytest.importorskip("nncf", reason="precision int8 needs NNCF (requirements.txt installs it)")
+    added = [epe - epe_fp32 for epe, epe_fp32 in zip(epes(pairs, "openvino", "int8"), reference)]
+    assert max(abs(a) for a in added) <= 0.1, added
+    assert abs(float(np.mean(added))) <= 0.05, added
+
+
 def epes(pairs, backend: str, precision: str) -> list[float]:
     if backend == "openvino" and not openvino_available():
         pytest.skip("OpenVINO is not installed")
