@@ -47,7 +47,7 @@ def step_commands(out: Path, dry_run: bool, train_minutes: float) -> list[tuple[
     device = "cpu" if dry_run else "cuda"
     speed = [PYTHON, "benchmarks/speed.py", "--device", device, "--out", str(out / "speed")]
     if dry_run:
-        speed += ["--sizes", "96x64", "--levels", "6", "--iters", "1", "--warmup", "1", "--no-onnxruntime"]
+        speed += ["--sizes", "96x64", "--levels", "6", "--iters", "1", "--warmup", "1", "--no-onnxruntime", "--no-int8"]
     latency = [PYTHON, "benchmarks/node_latency.py", "--device", device, "--backends", "torch", "--threads", "0",
                "--out", str(out / "node_latency.json")]
     latency += ["--configs", "64x64@5", "--seconds", "2"] if dry_run else ["--configs", "640x480@30,1280x720@30", "--seconds", "20"]

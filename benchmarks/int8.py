@@ -20,7 +20,6 @@ EPE over the validation set (lfn_ros.train.validation, "heavy" data,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import lfn_ros.engine.int8 as int8  # noqa: E402
 from lfn_ros.engine import FlowEngine  # noqa: E402
 from speed import PEAK_OF as SPEED_PEAK_OF  # noqa: E402
-from speed import cpu_paths, engine_rows, gflop_per_pair, machine_description, matmul_peaks, parse_sizes  # noqa: E402
+from speed import (cpu_paths, engine_rows, gflop_per_pair, machine_description, matmul_peaks,  # noqa: E402
+                   parse_sizes, write_results)
 
 #: The preset lfn_ros ships (the module's default, before this benchmark sets others).
 SHIPPED_PRESET = int8.PRESET
@@ -124,11 +124,8 @@ def main(argv=None) -> int:
             accuracy_rows.append(result)
             print(f"{label:<28}{result['epe']:>8.3f}{result['epe_s0-10']:>8.3f}", flush=True)
     payload = {"machine": machine_description(device), "matmul_peak_gflop_per_s": peaks, "rows": rows,
-               "accuracy": accuracy_rows, "shipped_preset": SHIPPED_PRESET, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-               "command": "python benchmarks/int8.py" + (f" {' '.join(argv)}" if argv else "")}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(payload, indent=1))
-    print(f"wrote {args.out}")
+               "accuracy": accuracy_rows, "shipped_preset": SHIPPED_PRESET, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_results(args.out, payload, "int8.py", argv)
     return 0
 
 

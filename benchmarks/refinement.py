@@ -17,7 +17,6 @@ benchmarks/results/refinement_cpu.json and prints both tables.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -130,20 +129,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "refinement_cpu.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(2 if torch.get_num_threads() >= 2 else 1)
-    from speed import machine_description
+    from speed import machine_description, write_results
 
     print(f"{'set':<8}{'setting':<28}{'EPE':>8}" + "".join(f"{b:>9}" for b, _, _ in MOTION_BINS)
           + f"   synthetic validation, {args.pairs} pairs per set, 512x384", flush=True)
     payload = {"machine": machine_description(torch.device("cpu")), "accuracy": accuracy(args.pairs),
                "candidates": {label: vars(params) for label, params in CANDIDATES},
-               "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-               "command": "python benchmarks/refinement.py" + (f" {' '.join(argv)}" if argv else "")}
+               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     if not args.no_timing:
         print("\nrefinement time per frame (median of 7)")
         payload["timing"] = timing()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(payload, indent=1))
-    print(f"wrote {args.out}")
+    write_results(args.out, payload, "refinement.py", argv)
     return 0
 
 

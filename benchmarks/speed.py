@@ -214,6 +214,14 @@ def machine_description(device: torch.device) -> dict:
             "python": platform.python_version(), "threads": torch.get_num_threads()}
 
 
+def write_results(path, payload: dict, script: str, argv) -> None:
+    """Write a benchmark's ``payload`` as JSON at ``path`` with the command that made it, and say so."""
+    payload["command"] = f"python benchmarks/{script}" + (f" {' '.join(argv)}" if argv else "")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=1))
+    print(f"wrote {path}")
+
+
 def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
@@ -257,8 +265,9 @@ def peak_fraction(label: str, gflop_per_s: float, peaks: dict) -> float | None:
     return gflop_per_s / peak if peak else None
 
 
-def cpu_paths() -> list[tuple[str, str, str]]:
-    """(label, backend, precision) of every CPU path of the engine."""
+def cpu_paths(int8: bool = True) -> list[tuple[str, str, str]]:
+    """(label, backend, precision) of every CPU path of the engine (``int8``: with OpenVINO int8
+    where NNCF is installed; it quantises each size first, 25-60 s on two cores)."""
     native = precisions.resolve("auto", "cpu")  # bf16 where native, else fp32
     paths = [("torch fp32", "torch", "fp32"), (f"torch {native}", "torch", native)]
     from lfn_ros.engine.openvino_backend import openvino_available
@@ -269,7 +278,8 @@ def cpu_paths() -> list[tuple[str, str, str]]:
 
         try:
             nncf_module()
-            paths.append(("OpenVINO int8", "openvino", "int8"))
+            if int8:
+                paths.append(("OpenVINO int8", "openvino", "int8"))
         except Int8Unavailable:
             pass
     # Without native bf16 the second torch and OpenVINO paths repeat the fp32 ones: keep the first.
@@ -284,6 +294,7 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--no-onnxruntime", action="store_true")
+    parser.add_argument("--no-int8", action="store_true", help="leave out OpenVINO int8 (it quantises each size first)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
 
@@ -298,7 +309,7 @@ def main(argv=None) -> int:
     warmup = args.warmup or (10 if cuda else 2)
     if cuda:
         torch.backends.cudnn.benchmark = True
-    paths = [("torch fp32", "torch", "fp32"), ("torch fp16", "torch", "fp16"), ("torch bf16", "torch", "bf16")] if cuda else cpu_paths()
+    paths = [("torch fp32", "torch", "fp32"), ("torch fp16", "torch", "fp16"), ("torch bf16", "torch", "bf16")] if cuda else cpu_paths(int8=not args.no_int8)
 
     rows, skipped = [], []
     peaks = {} if cuda else matmul_peaks()

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .engine.types import STAGES
 from .io.color import flow_to_color
 from .io.image_encoding import ImageMsgError, compressed_msg_to_rgb8, image_msg_to_rgb8, image_payload
 from .resources import flow_timing_definition
@@ -202,8 +203,7 @@ class FlowBagWriter:
         previous = result.previous_stamp
         timing = self.store.types[FLOW_TIMING](
             header=header, previous_stamp=previous.stamp if previous is not None else header.stamp,
-            **{f"{stage}_ms": float(timings.get(stage, 0.0)) for stage in
-               ("upload", "preprocess", "features", "decoder", "postprocess", "download", "compute")},
+            **{f"{stage}_ms": float(timings.get(stage, 0.0)) for stage in STAGES + ("compute",)},
             latency_ms=float(wall_ms), frames_processed=counts.published, frames_dropped=0, device=device, model=model)
         self._write(self.timing, timing, FLOW_TIMING, timestamp)
 

@@ -41,8 +41,9 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch, openvino (CPU) or auto (the fastest path within 1%% of fp32: OpenVINO for fp32 on the CPU, else torch)")
     parser.add_argument("--finest-level", type=int, default=None, choices=(2, 3, 4, 5, 6),
                         help="finest NetE level (default: the checkpoint's recommendation, else 2)")
-    parser.add_argument("--refinement", default="variational", choices=REFINEMENTS,
-                        help="last stage: variational (the flow refined at the input resolution, as the node) or none")
+    parser.add_argument("--refinement", default="auto", choices=REFINEMENTS,
+                        help="last stage: variational (the flow refined at the input resolution), none, or auto "
+                             "(variational for lfn_ros's weights, none for the paper's published ones; as the node)")
 
 
 def build_engine(args):

@@ -69,6 +69,7 @@ PYTHON_DEPENDENCIES = {
     "onnxruntime": (None, "onnxruntime", "export"),
     "torchvision": (None, "torchvision", "raft"),
     "openvino": (None, "openvino", "openvino"),
+    "nncf": (None, "nncf", "int8"),
     "rosbags": (None, "rosbags", "bags"),
     "yaml": ("python3-yaml", "PyYAML", None),
 }

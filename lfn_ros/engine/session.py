@@ -16,9 +16,9 @@ Pair use (CLI, evaluation): ``engine.infer(image1, image2)``, stateless: the str
 frame is neither used nor changed.
 
 Last, on the host, the flow is refined at the input resolution by a few iterations of a
-variational energy (``refinement="variational"``, the default; lfn_ros.ops.refine): the network's
-finest level is a quarter of the input resolution, and this recovers sub-pixel precision and
-motion boundaries for a few ms per frame.
+variational energy (``refinement="variational"``, what "auto" gives lfn_ros's weights;
+lfn_ros.ops.refine): their finest level is a quarter of the input resolution, and this recovers
+sub-pixel precision and motion boundaries for a few ms per frame.
 
 Images are (H, W, 3) uint8 RGB numpy arrays. Flow results are (H, W, 2) float32 pixels,
 channel 0 = x (right), channel 1 = y (down), from the previous frame to the current one. With
@@ -44,7 +44,7 @@ from ..model.liteflownet import LiteFlowNet
 from ..model.occlusion_head import occlusion_from_logits
 from ..model.weights import load_model, load_occlusion_head, resolve_finest_level
 from ..ops.occlusion import forward_backward_occlusion
-from ..ops.refine import grey, make_refiner
+from ..ops.refine import grey, make_refiner, resolve_refinement
 from ..ops.resize import multiple_size
 from .backends import check_thresholds, make_backend, resolve_backend, resolve_occlusion_method
 from .clock import StageClock
@@ -103,7 +103,9 @@ class FlowEngine:
         threads: CPU inference threads of the OpenVINO backend (0: all cores); torch's are
             process-wide (torch.set_num_threads).
         refinement: "variational" (the flow refined at the input resolution on the host,
-            lfn_ros.ops.refine) or "none" (the network's flow, upsampled).
+            lfn_ros.ops.refine), "none" (the network's flow, upsampled) or "auto" (variational
+            for lfn_ros's weights, none for the paper's published ones, which then run exactly
+            as published; :func:`lfn_ros.ops.refine.resolve_refinement`).
     """
 
     def __init__(
@@ -123,7 +125,7 @@ class FlowEngine:
         threads: int = 0,
         occlusion_method: str = "auto",
         occlusion_head=None,
-        refinement: str = "variational",
+        refinement: str = "auto",
     ) -> None:
         self.device, self.device_warning = resolve_device(device)
         if self.device_warning:
@@ -145,7 +147,8 @@ class FlowEngine:
         if scale <= 0 or max_width < 0:
             raise ValueError(f"scale must be > 0 and max_width >= 0, got {scale}, {max_width}")
         self.scale, self.max_width = scale, max_width
-        self.refinement, self.refiner = refinement, make_refiner(refinement)
+        self.refinement = resolve_refinement(refinement, self.card)
+        self.refiner = make_refiner(self.refinement)
         self._lock = threading.RLock()  # reset() is also called from inside run()
         self._previous: FrameState | None = None
         cuda = self.device.type == "cuda"
@@ -192,6 +195,7 @@ class FlowEngine:
         (:func:`check_thresholds`). A refinement switched on starts with the next pair whose
         frames both arrived while it was on."""
         chosen = check_thresholds(self.card, alpha, beta)
+        refinement = resolve_refinement(refinement, self.card) if refinement is not None else None
         refiner = make_refiner(refinement) if refinement not in (None, self.refinement) else None
         with self._lock:
             if refinement not in (None, self.refinement):

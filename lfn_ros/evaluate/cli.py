@@ -42,9 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "int8: OpenVINO with NNCF-quantised convolutions, CPU)")
     parser.add_argument("--occlusion-method", default="auto", choices=("auto", "check", "head"),
                         help="lfn_ros's occlusion mask (auto: the checkpoint's head where it has one, else the check)")
-    parser.add_argument("--refinement", default="variational", choices=REFINEMENTS,
-                        help="lfn_ros's last stage (variational: refined at the input resolution, as the node; "
-                             "none: the network's flow alone)")
+    parser.add_argument("--refinement", default="auto", choices=REFINEMENTS,
+                        help="lfn_ros's last stage (variational: refined at the input resolution; none: the network's "
+                             "flow alone; auto, as the node: variational for lfn_ros's weights, none for the paper's)")
     parser.add_argument("--datasets", default=None,
                         help="comma-separated dataset names, e.g. Sintel-clean,Middlebury (default: all found)")
     parser.add_argument("--methods", default=None,

