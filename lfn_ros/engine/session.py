@@ -196,10 +196,9 @@ class FlowEngine:
         frames both arrived while it was on."""
         chosen = check_thresholds(self.card, alpha, beta)
         refinement = resolve_refinement(refinement, self.card) if refinement is not None else None
-        refiner = make_refiner(refinement) if refinement not in (None, self.refinement) else None
         with self._lock:
-            if refinement not in (None, self.refinement):
-                self.refinement, self.refiner = refinement, refiner
+            if refinement is not None and refinement != self.refinement:
+                self.refinement, self.refiner = refinement, make_refiner(refinement)
             if occlusion is not None:
                 self.occlusion = bool(occlusion)
             if alpha is not None:
