@@ -36,7 +36,7 @@ from speed import machine_description, parse_sizes, summary, test_pair, time_cal
 
 def one_path(backend: str, precision: str, level: int, size: tuple, iters: int, warmup: int) -> dict:
     engine = FlowEngine(device="cpu", backend=backend, precision=precision, finest_level=level, occlusion_method="check",
-                        refinement="none")  # the network's paths; the refinement is the same on all
+                        refinement="none", cascade="none")  # the network's paths; the refinement is the same on all
     first, second = test_pair(*size)
     engine.reset()
     start = time.perf_counter()

@@ -58,7 +58,7 @@ def first_frame_seconds(backend: str, precision: str, size) -> float:
     """Wall time of the first pair at ``size`` minus a warm pair's: compiling (and quantising)."""
     from speed import test_pair
 
-    engine = FlowEngine(device="cpu", backend=backend, precision=precision, finest_level=3, refinement="none")
+    engine = FlowEngine(device="cpu", backend=backend, precision=precision, finest_level=3, refinement="none", cascade="none")
     first, second = test_pair(*size)
     start = time.perf_counter()
     engine.infer(first, second)
@@ -72,7 +72,7 @@ def accuracy(backend: str, precision: str, pairs: int) -> dict:
     """Mean EPE (px) over the synthetic validation pairs and over their pixels moving < 10 px."""
     from lfn_ros.train.validation import validation_pairs
 
-    engine = FlowEngine(device="cpu", backend=backend, precision=precision, finest_level=3, refinement="none")
+    engine = FlowEngine(device="cpu", backend=backend, precision=precision, finest_level=3, refinement="none", cascade="none")
     to_uint8 = lambda t: (t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # noqa: E731
     epe, slow = [], []
     for batch in validation_pairs(pairs, data="heavy"):

@@ -89,9 +89,10 @@ def source_size(frames: str, topic: str = "") -> tuple[int, int]:
     return first.shape[1], first.shape[0]
 
 
-def engine_step_ms(frames: list, backend: str, threads: int, device: str = "cpu", warmup: int = 4) -> dict:
-    """``FlowEngine.process`` per frame with the node's defaults (its threads rule included), in
-    this process with nothing else running: p50 and p90 in ms after ``warmup`` frames."""
+def engine_step_ms(frames: list, backend: str, threads: int, device: str = "cpu", warmup: int = 4, cascade: str = "") -> dict:
+    """``FlowEngine.process`` per frame with the node's defaults (its threads rule included; the
+    ``cascade`` given, '' = the default), in this process with nothing else running: p50 and p90
+    in ms after ``warmup`` frames."""
     import torch
 
     from lfn_ros.engine import FlowEngine
@@ -99,10 +100,11 @@ def engine_step_ms(frames: list, backend: str, threads: int, device: str = "cpu"
 
     threads = threads or default_cpu_threads()  # the node's rule for cpu_threads 0
     torch.set_num_threads(threads)
-    default = {name: BY_NAME[name].default for name in ("precision", "occlusion_method", "publish_occlusion", "refinement")}
+    default = {name: BY_NAME[name].default for name in ("precision", "occlusion_method", "publish_occlusion", "refinement",
+                                                          "cascade")}
     engine = FlowEngine(device=device, backend=backend, threads=threads, precision=default["precision"],
                         occlusion=default["publish_occlusion"], occlusion_method=default["occlusion_method"],
-                        refinement=default["refinement"])
+                        refinement=default["refinement"], cascade=cascade or default["cascade"])
     times = []
     for i, rgb in enumerate(frames):
         t0 = time.perf_counter()
@@ -198,6 +200,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured time per configuration")
     parser.add_argument("--configs", default="320x240@15,320x240@30,640x480@15", help="WxH@Hz list")
     parser.add_argument("--backends", default="torch,openvino", help="engine backends to measure")
+    parser.add_argument("--cascades", default="", help="cascade values to measure, e.g. two-scale,none ('' = the node's default)")
     parser.add_argument("--threads", default="1,2", help="cpu_threads values to measure (0 = the node's default)")
     parser.add_argument("--device", default="cpu", help="the node's device (cpu, cuda)")
     parser.add_argument("--frames", default="", help="camera source: a folder, video or ROS 2 bag (default: the shipped "
@@ -227,20 +230,24 @@ def main(argv=None) -> int:
             frames = camera_frames(width, height, args.frames, args.topic)  # the engine's own step reads these
             for backend in args.backends.split(","):
                 for threads in (int(t) for t in args.threads.split(",")):
-                    engine = engine_step_ms(frames, backend, threads, args.device)
-                    result = run_config(node, env, (width, height), float(rate),
-                                        {"backend": backend, "cpu_threads": threads}, args.seconds, args.frames, args.topic,
-                                        args.device)
-                    result.update(camera=config, backend=backend, cpu_threads=threads, engine_step_ms=engine)
-                    rows.append(result)
-                    if "error" in result:
-                        print(f"{config:>12} {backend:>9} {threads:>7} {engine['p50']:10.1f}  {result['error']}", flush=True)
-                        continue
-                    result["node_over_engine"] = result["latency_ms"]["p50"] / engine["p50"]
-                    print(f"{config:>12} {backend:>9} {threads:>7} {engine['p50']:10.1f} {100 * result['processed_fraction']:9.0f}% "
-                          f"{result['dropped']:>8} {result['latency_ms']['p50']:7.0f} {result['latency_ms']['p99']:7.0f} "
-                          f"{result['compute_ms_p50']:9.1f} {result['overhead_ms_p50']:9.1f} "
-                          f"{result['node_over_engine']:8.2f}x", flush=True)
+                    for cascade in args.cascades.split(","):
+                        engine = engine_step_ms(frames, backend, threads, args.device, cascade=cascade)
+                        params = {"backend": backend, "cpu_threads": threads, **({"cascade": cascade} if cascade else {})}
+                        result = run_config(node, env, (width, height), float(rate), params, args.seconds, args.frames,
+                                            args.topic, args.device)
+                        result.update(camera=config, backend=backend, cpu_threads=threads, engine_step_ms=engine)
+                        if cascade:
+                            result["cascade"] = cascade
+                        rows.append(result)
+                        label = f"{backend}{'/' + cascade if cascade else ''}"
+                        if "error" in result:
+                            print(f"{config:>12} {label:>9} {threads:>7} {engine['p50']:10.1f}  {result['error']}", flush=True)
+                            continue
+                        result["node_over_engine"] = result["latency_ms"]["p50"] / engine["p50"]
+                        print(f"{config:>12} {label:>9} {threads:>7} {engine['p50']:10.1f} {100 * result['processed_fraction']:9.0f}% "
+                              f"{result['dropped']:>8} {result['latency_ms']['p50']:7.0f} {result['latency_ms']['p99']:7.0f} "
+                              f"{result['compute_ms_p50']:9.1f} {result['overhead_ms_p50']:9.1f} "
+                              f"{result['node_over_engine']:8.2f}x", flush=True)
     finally:
         node.destroy_node()
         runtime.shutdown()

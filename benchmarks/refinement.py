@@ -74,7 +74,7 @@ def accumulate(sums: dict, flow: np.ndarray, truth: np.ndarray) -> None:
 
 
 def accuracy(pairs: int) -> list[dict]:
-    engine = FlowEngine(device="cpu", refinement="none", occlusion=False)
+    engine = FlowEngine(device="cpu", refinement="none", occlusion=False, cascade="none")
     to_uint8 = lambda t: (t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # noqa: E731
     refiners = [(label, VariationalRefiner(params)) for label, params in CANDIDATES]
     rows = []

@@ -121,7 +121,7 @@ def engine_rows(backend: str, precision: str, level: int, size, device, iters: i
     The network only: the refinement after it is the same host work on every path
     (benchmarks/refinement.py times it)."""
     engine = FlowEngine(device=str(device), backend=backend, precision=precision, finest_level=level, occlusion_method="check",
-                        refinement="none")
+                        refinement="none", cascade="none")
     node = node_step_ms(engine, size, device, iters, warmup)
     first, second = test_pair(*size)
     # The pair: both frames through NetC and NetE forward only (no occlusion), as a pair costs.
@@ -129,7 +129,7 @@ def engine_rows(backend: str, precision: str, level: int, size, device, iters: i
     result = {"pair": pair, "node": node, "model": engine.model_name}
     try:
         head = FlowEngine(device=str(device), backend=backend, precision=precision, finest_level=level, occlusion_method="head",
-                          refinement="none")
+                          refinement="none", cascade="none")
     except ValueError:  # the weights have no occlusion head
         return result
     result["node_head"] = node_step_ms(head, size, device, iters, warmup)

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from .engine.backends import BACKENDS
+from .ops.cascade import CASCADES
 from .ops.refine import REFINEMENTS
 from .precision import CHOICES as PRECISIONS
 from .resources import SEQUENCE_DIR
@@ -44,6 +45,10 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refinement", default="auto", choices=REFINEMENTS,
                         help="last stage: variational (the flow refined at the input resolution), none, or auto "
                              "(variational for lfn_ros's weights, none for the paper's published ones; as the node)")
+    parser.add_argument("--cascade", default="auto", choices=CASCADES,
+                        help="two-scale (a half-resolution pass for large motions, fused with the full one; about "
+                             "2x the network's time), none, or auto (two-scale for lfn_ros's weights, none for the "
+                             "paper's published ones; as the node)")
 
 
 def build_engine(args):
@@ -52,7 +57,7 @@ def build_engine(args):
 
     weights = None if args.weights == "" else args.weights
     return FlowEngine(weights=weights, device=args.device, precision=args.precision, finest_level=args.finest_level,
-                      backend=args.backend, refinement=args.refinement)
+                      backend=args.backend, refinement=args.refinement, cascade=args.cascade)
 
 
 def _add_infer_parser(subparsers) -> None:

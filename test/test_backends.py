@@ -84,7 +84,7 @@ def epes(pairs, backend: str, precision: str) -> list[float]:
 def test_the_openvino_node_path_keeps_features_and_recompiles_on_a_resolution_change():
     if not openvino_available():
         pytest.skip("OpenVINO is not installed")
-    engine = FlowEngine(device="cpu", backend="openvino", precision="fp32")
+    engine = FlowEngine(device="cpu", backend="openvino", precision="fp32", cascade="none")
     small = shifted_pair(3, -2, size=(96, 128))
     large = shifted_pair(3, -2, size=(128, 160))
     assert engine.process(small[0], seconds=0.0) is None
@@ -123,7 +123,8 @@ def test_openvino_runs_the_occlusion_head_at_level_2_as_torch_does():
     first, second = shifted_pair(3, -2, size=(96, 128))
     results = []
     for backend in ("torch", "openvino"):
-        engine = FlowEngine(device="cpu", backend=backend, precision="fp32", finest_level=2, occlusion_method="head")
+        engine = FlowEngine(device="cpu", backend=backend, precision="fp32", finest_level=2, occlusion_method="head",
+                            cascade="none")  # the network; the cascade's agreement: test/ops/test_cascade.py
         assert engine.occlusion_method == "head"
         engine.process(first, seconds=0.0)
         results.append(engine.process(second, seconds=1.0))

@@ -12,7 +12,7 @@ from lfn_ros.model.liteflownet import LiteFlowNet
 @pytest.fixture(scope="module")
 def engine():
     torch.manual_seed(0)
-    return FlowEngine(model=LiteFlowNet(), device="cpu", backend="torch")
+    return FlowEngine(model=LiteFlowNet(), device="cpu", backend="torch", cascade="none")  # one pass: test/ops/test_cascade.py has the cascade
 
 
 def frames(height=64, width=96, n=3, seed=0):

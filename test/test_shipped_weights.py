@@ -31,7 +31,8 @@ def engine():
     # The shipped weights at their recommended level; the forward-backward check, so the test
     # below can recompute the mask from the model's two directions; the network's flow alone
     # (the refinement that follows it by default is tested in test/ops/test_refine.py).
-    return FlowEngine(device="cpu", precision="fp32", backend="torch", occlusion_method="check", refinement="none")
+    return FlowEngine(device="cpu", precision="fp32", backend="torch", occlusion_method="check", refinement="none",
+                      cascade="none")  # the network in one pass (test/ops/test_cascade.py: the cascade)
 
 
 def shift_errors(flow: np.ndarray, dx: int, dy: int, border: int = 16):
@@ -95,7 +96,7 @@ def test_the_default_occlusion_is_the_shipped_head_on_the_same_flow(engine):
     """The shipped file carries the occlusion head and the engine uses it by default; the head
     changes the mask, never the flow; its mask is neither empty nor the whole picture."""
     first, second = shifted_pair(3, -2)
-    default = FlowEngine(device="cpu", precision="fp32", backend="torch", refinement="none")
+    default = FlowEngine(device="cpu", precision="fp32", backend="torch", refinement="none", cascade="none")
     assert default.occlusion_method == "head"
     result = default.infer(first, second)
     np.testing.assert_allclose(result.flow, engine.infer(first, second).flow, atol=1e-4)

@@ -8,8 +8,9 @@ card comes from a file named next to it (issue 12).
 Sources: the shipped checkpoint's own card (training runs, steps, pairs, hours, occlusion head),
 benchmarks/results/evaluation_cpu.json (`lfn-ros evaluate ../shared/data --json ...`; it must
 name the shipped file's sha256, or this refuses) and, when present, the comparison columns of
-COMPARISONS: the same weights' network alone (``--refinement none``, same file, same machine) and
-round 2's weights through the published network on the same data.
+COMPARISONS: the same weights in one pass (``--cascade none``) and the network alone
+(``--cascade none --refinement none``), same file, same machine, and round 2's weights through
+the published network on the same data.
 The generated text sits between the markers <!-- generated:begin --> and <!-- generated:end -->.
 """
 
@@ -34,8 +35,10 @@ EVALUATION = ROOT / "benchmarks" / "results" / "evaluation_cpu.json"
 #: Comparison columns: (name, evaluation JSON, what it is, whether it must have measured the
 #: shipped file). Their lfn_ros rows only are read; the ratio to DIS-medium takes DIS-medium from
 #: EVALUATION's run.
-COMPARISONS = (("network alone", ROOT / "benchmarks" / "results" / "evaluation_unrefined_cpu.json",
-                "these weights with `--refinement none`", True),
+COMPARISONS = (("one pass", ROOT / "benchmarks" / "results" / "evaluation_onepass_cpu.json",
+                "these weights with `--cascade none`, the default before the two-scale cascade", True),
+               ("network alone", ROOT / "benchmarks" / "results" / "evaluation_unrefined_cpu.json",
+                "these weights with `--cascade none --refinement none`", True),
                ("round 2", ROOT / "benchmarks" / "results" / "evaluation_round2_cpu.json", "the previous weights", False))
 NAMES = {"Sintel-clean": "Sintel clean", "Sintel-final": "Sintel final", "FlyingChairs": "FlyingChairs",
          "Middlebury": "Middlebury", "KITTI2012-noc": "KITTI 2012 noc", "KITTI2012-occ": "KITTI 2012 occ",

@@ -43,13 +43,14 @@ from .. import precision as precisions
 from ..model.liteflownet import LiteFlowNet
 from ..model.occlusion_head import occlusion_from_logits
 from ..model.weights import load_model, load_occlusion_head, resolve_finest_level
+from ..ops import cascade as two_scale
 from ..ops.occlusion import forward_backward_occlusion
 from ..ops.refine import grey, make_refiner, resolve_refinement
 from ..ops.resize import multiple_size
 from .backends import check_thresholds, make_backend, resolve_backend, resolve_occlusion_method
 from .clock import StageClock
 from .pending import PendingFlow
-from .types import EngineError, FlowOutOfMemory, FlowResult, FrameState, Staged, processing_size
+from .types import CascadeEncoding, EngineError, FlowOutOfMemory, FlowResult, FrameState, Staged, processing_size
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,11 @@ class FlowEngine:
             lfn_ros.ops.refine), "none" (the network's flow, upsampled) or "auto" (variational
             for lfn_ros's weights, none for the paper's published ones, which then run exactly
             as published; :func:`lfn_ros.ops.refine.resolve_refinement`).
+        cascade: "two-scale" (the network at half and at full processing resolution, the second
+            pass on frame 2 warped by the first's flow, fused per pixel with the direct flow:
+            large motions for about 1.5x the network's time; lfn_ros.ops.cascade), "none" (one
+            pass) or "auto" (:func:`resolve_cascade`). Fixed for the engine's life: a stream's
+            frames keep the encodings of one mode.
     """
 
     def __init__(
@@ -126,6 +132,7 @@ class FlowEngine:
         occlusion_method: str = "auto",
         occlusion_head=None,
         refinement: str = "auto",
+        cascade: str = "auto",
     ) -> None:
         self.device, self.device_warning = resolve_device(device)
         if self.device_warning:
@@ -149,6 +156,10 @@ class FlowEngine:
         self.scale, self.max_width = scale, max_width
         self.refinement = resolve_refinement(refinement, self.card)
         self.refiner = make_refiner(self.refinement)
+        self.cascade = two_scale.resolve_cascade(cascade, self.card)
+        #: The cascade's fusion with the direct flow (one more full-resolution NetE per pair);
+        #: False keeps the stacked flow alone (benchmarks/cascade.py compares the two).
+        self.cascade_fusion = True
         self._lock = threading.RLock()  # reset() is also called from inside run()
         self._previous: FrameState | None = None
         cuda = self.device.type == "cuda"
@@ -168,15 +179,23 @@ class FlowEngine:
     @property
     def model_name(self) -> str:
         refined = ", variational refinement" if self.refiner is not None else ""
-        return (f"LiteFlowNet level {self.model.finest_level}, {self.backend.name} {self.precision}{refined}, "
+        cascaded = ", two-scale cascade" if self.cascade != "none" else ""
+        return (f"LiteFlowNet level {self.model.finest_level}, {self.backend.name} {self.precision}{cascaded}{refined}, "
                 f"occlusion {self.occlusion_method}, weights {self.card.get('name', '?')}")
 
     def prepare(self, height: int, width: int) -> None:
         """Get ready for (H, W) frames before the first one arrives (the OpenVINO backend compiles
         its graphs for the grid; torch has nothing to do)."""
         if hasattr(self.backend, "prepare"):
-            grid = multiple_size(*processing_size(height, width, self.scale, self.max_width), self.model.grid_multiple)
+            grid = self._grid((height, width))
             self.backend.prepare(grid, self._decoder_mode(self.occlusion))
+            if self.cascade != "none":  # the residual pair at the full grid, the coarse pair at half of it
+                self.backend.prepare(grid, "none")
+                self.backend.prepare(two_scale.coarse_size(grid, self.model.grid_multiple), "none")
+
+    def _grid(self, size: tuple) -> tuple:
+        """The network grid (H', W') for (H, W) input frames: the processing size, multiples of 32."""
+        return multiple_size(*processing_size(*size, self.scale, self.max_width), self.model.grid_multiple)
 
     # ------------------------------------------------------------------ state and settings
     def reset(self) -> None:
@@ -312,8 +331,7 @@ class FlowEngine:
         Touches no engine state. Returns (encoding, clock, (flow (H, W, 2), occlusion (H, W) or None) on
         the device, or None for a first frame)."""
         clock = StageClock(self.device)
-        height, width = staged.size
-        grid = multiple_size(*processing_size(height, width, self.scale, self.max_width), self.model.grid_multiple)
+        grid = self._grid(staged.size)
         compute = self._compute_stream
         with torch.cuda.stream(compute) if compute is not None else contextlib.nullcontext(), torch.no_grad():
             if compute is not None:
@@ -321,22 +339,59 @@ class FlowEngine:
                 staged.image.record_stream(compute)
             clock.mark("start", compute)
             normalised = self.model.preprocess(staged.image, grid)  # the one resize in
+            if self.cascade != "none":
+                coarse = self.model.preprocess(staged.image, two_scale.coarse_size(grid, self.model.grid_multiple))
             clock.mark("preprocessed", compute)
             current = self.backend.encode(normalised, staged.size)
+            if self.cascade != "none":
+                current = CascadeEncoding(current, self.backend.encode(coarse, staged.size), two_scale.luminance(staged.image))
             clock.mark("features", compute)
             if previous is None:
                 return current, clock, None
-            forward, backward, logits = self.backend.decode(previous, current, self._decoder_mode(occlusion))
+            if self.cascade != "none":
+                flow, checked, backward, logits = self._decode_two_scale(previous, current, staged.image, grid, occlusion)
+            else:
+                forward, backward, logits = self.backend.decode(previous, current, self._decoder_mode(occlusion))
+                flow = checked = self.model.to_pixels(forward, staged.size, grid)  # the one resize out
+                backward = self.model.to_pixels(backward, staged.size, grid) if backward is not None else None
             clock.mark("decoded", compute)
-            flow = self.model.to_pixels(forward, staged.size, grid)  # the one resize out
             occ = None
-            if backward is not None:
-                occ = forward_backward_occlusion(flow, self.model.to_pixels(backward, staged.size, grid), self.alpha, self.beta)[0, 0]
+            if backward is not None:  # the check compares the forward flow of the backward's pass
+                occ = forward_backward_occlusion(checked, backward, self.alpha, self.beta)[0, 0]
             elif logits is not None:
                 occ = occlusion_from_logits(logits, flow, self.head_threshold)[0, 0]
             flow = flow[0].permute(1, 2, 0).contiguous()
             clock.mark("postprocessed", compute)
         return current, clock, (flow, occ)
+
+    def _decode_two_scale(self, previous: CascadeEncoding, current: CascadeEncoding, image: torch.Tensor, grid: tuple,
+                          occlusion: bool):
+        """The two-scale cascade's decoding (lfn_ros.ops.cascade): the coarse pair, frame 2 warped
+        by its flow and encoded, the residual pair, the direct pair, the fusion. The occlusion
+        comes from the direct pair, as in one pass (the check's backward flow or the head's
+        logits at the full grid): the stacked pair's frame 2 is warped, so its occlusions are not
+        the scene's, and the coarse pair's are a quarter as sharp (Sintel F1 0.45 -> 0.31 measured
+        with the head). Without the fusion (:attr:`cascade_fusion` False) they come from the coarse pair.
+        image: frame 2, (1, 3, H, W) uint8 on the device. Returns (flow, the forward flow that the
+        backward one is checked against, backward flow or None, logits or None), flows
+        (1, 2, H, W) input pixels."""
+        size = tuple(image.shape[-2:])
+        mode = self._decoder_mode(occlusion)
+        coarse_grid = two_scale.coarse_size(grid, self.model.grid_multiple)
+        forward, backward, logits = self.backend.decode(previous.coarse, current.coarse, "none" if self.cascade_fusion else mode)
+        coarse_flow = self.model.to_pixels(forward, size, coarse_grid)
+        warped = two_scale.sample(image, coarse_flow) * (1.0 / 255.0)
+        residual, _, _ = self.backend.decode(previous.full, self.backend.encode(self.model.preprocess(warped, grid), size), "none")
+        stacked = two_scale.compose(self.model.to_pixels(residual, size, grid), coarse_flow)
+        if self.cascade_fusion:
+            forward, backward, logits = self.backend.decode(previous.full, current.full, mode)
+            checked = self.model.to_pixels(forward, size, grid)
+            flow = two_scale.fuse(checked, stacked, previous.grey, current.grey)
+        else:
+            checked, flow, grid = coarse_flow, stacked, coarse_grid
+        if backward is not None:
+            backward = self.model.to_pixels(backward, size, grid)
+        return flow, checked, backward, logits
 
     def _download(self, outputs, clock: StageClock):
         """Device results -> host tensors (pinned, on the download stream, on a GPU)."""

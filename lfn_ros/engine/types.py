@@ -67,6 +67,18 @@ class FrameState:
     grey: np.ndarray | None = None
 
 
+@dataclass
+class CascadeEncoding:
+    """A frame's encodings for the two-scale cascade (lfn_ros.ops.cascade): at the full
+    processing grid, at the coarse (half) grid, and its luma (1, 1, H, W) float32 on the device
+    at the input resolution (the fusion compares the two frames' luma; a copy, so a caller that
+    reuses its image buffer changes nothing)."""
+
+    full: object
+    coarse: object
+    grey: torch.Tensor
+
+
 def processing_size(height: int, width: int, scale: float = 1.0, max_width: int = 0) -> tuple[int, int]:
     """Resolution the network runs at for an (H, W) input: ``scale`` times the input, further
     reduced so the width is at most ``max_width`` (0 = no limit); never below 32x32. The network

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from ..engine.backends import BACKENDS
+from ..ops.cascade import CASCADES
 from ..ops.refine import REFINEMENTS
 from ..precision import CHOICES as PRECISIONS
 from ..resources import data_root
@@ -45,6 +46,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--refinement", default="auto", choices=REFINEMENTS,
                         help="lfn_ros's last stage (variational: refined at the input resolution; none: the network's "
                              "flow alone; auto, as the node: variational for lfn_ros's weights, none for the paper's)")
+    parser.add_argument("--cascade", default="auto", choices=CASCADES,
+                        help="lfn_ros's two-scale cascade (two-scale: a half-resolution pass for large motions, fused "
+                             "with the full one; none: one pass; auto, as the node: two-scale for lfn_ros's weights, "
+                             "none for the paper's)")
     parser.add_argument("--datasets", default=None,
                         help="comma-separated dataset names, e.g. Sintel-clean,Middlebury (default: all found)")
     parser.add_argument("--methods", default=None,
@@ -98,7 +103,7 @@ def run_cli(args: argparse.Namespace) -> int:
                 warnings.simplefilter("always", UntrainedWarning)
                 engine = FlowEngine(weights=weights, device=device, finest_level=args.finest_level, backend=args.backend,
                                     precision=args.precision, occlusion_method=args.occlusion_method,
-                                    refinement=args.refinement)
+                                    refinement=args.refinement, cascade=args.cascade)
         evaluate(root, weights=weights, device=device, methods=methods, datasets=_split(args.datasets),
                  max_pairs=args.max_pairs, plot=args.plot, json_out=args.json,
                  progress=not args.no_progress, finest_level=args.finest_level, engine=engine)

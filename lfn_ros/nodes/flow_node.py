@@ -190,7 +190,8 @@ class FlowNode(Node):
                     finest_level=values["finest_level"] or None, occlusion=values["publish_occlusion"],
                     alpha=values["occlusion_alpha"], beta=values["occlusion_beta"],
                     scale=values["scale"], max_width=values["max_width"], backend=values["backend"],
-                    threads=threads, occlusion_method=values["occlusion_method"], refinement=values["refinement"])
+                    threads=threads, occlusion_method=values["occlusion_method"], refinement=values["refinement"],
+                    cascade=values["cascade"])
         except WeightsError as exc:
             raise ConfigError(f"cannot load the LiteFlowNet weights: {exc}") from exc
         except (ValueError, RuntimeError) as exc:

@@ -13,6 +13,7 @@ import math
 from typing import NamedTuple
 
 from lfn_ros.engine.backends import BACKENDS, OCCLUSION_METHODS
+from lfn_ros.ops.cascade import CASCADES
 from lfn_ros.ops.refine import REFINEMENTS
 from lfn_ros.precision import CHOICES as PRECISIONS
 
@@ -59,6 +60,11 @@ PARAMETERS = (
           "and rescaled to input pixels).", range=(0.1, 2.0)),
     Param("max_width", 0, "Largest processing width in pixels (the image is scaled down further "
           "to fit); 0 = no limit.", range=(0, 16384)),
+    Param("cascade", "auto", "Large motions: 'two-scale' runs the network at half the processing resolution "
+          "first, warps the new frame by that flow, runs it again at full resolution for the rest and keeps, per "
+          "pixel, that or the direct flow, whichever explains the images better (about twice the network's time; "
+          "docs/benchmarks.md); 'none': one pass; 'auto': two-scale for lfn_ros's weights, none for the paper's "
+          "published weights (they then run exactly as published).", choices=CASCADES),
     Param("refinement", "auto", "Last stage of the flow, on the host: 'variational' refines the "
           "network's flow at the input resolution (a few iterations of DIS's variational energy: sub-pixel precision "
           "and motion boundaries; mean EPE 1.39 -> 1.28 px on the evaluation data; on the host, about 7 ms at 320x240 and "
