@@ -64,7 +64,7 @@ PARAMETERS = (
           "first, warps the new frame by that flow, runs it again at full resolution for the rest and keeps, per "
           "pixel, that or the direct flow, whichever explains the images better (about twice the network's time; "
           "docs/benchmarks.md); 'none': one pass; 'auto': two-scale for lfn_ros's weights, none for the paper's "
-          "published weights (they then run exactly as published).", choices=CASCADES),
+          "published weights (they then run exactly as published) and for untrained ones.", choices=CASCADES),
     Param("refinement", "auto", "Last stage of the flow, on the host: 'variational' refines the "
           "network's flow at the input resolution (a few iterations of DIS's variational energy: sub-pixel precision "
           "and motion boundaries; mean EPE 1.39 -> 1.28 px on the evaluation data; on the host, about 7 ms at 320x240 and "

@@ -112,11 +112,11 @@ CASCADES = ("auto", "two-scale", "none")
 
 def resolve_cascade(name: str, card: dict) -> str:
     """``name`` with "auto" resolved for the weights whose card is ``card``: "none" for the
-    paper's published weights (they run exactly as published), else "two-scale" (lfn_ros's own
-    weights: measured better on the evaluation data, docs/training.md). ValueError for a name
-    not in :data:`CASCADES`."""
+    paper's published weights (they run exactly as published) and for untrained ones (their flow
+    is noise: twice the time for nothing), else "two-scale" (lfn_ros's own weights: measured
+    better on the evaluation data, docs/training.md). ValueError for a name not in :data:`CASCADES`."""
     if name not in CASCADES:
         raise ValueError(f"cascade must be one of {', '.join(CASCADES)}, got {name!r}")
     if name != "auto":
         return name
-    return "none" if card.get("imported") else "two-scale"
+    return "none" if card.get("imported") or not card.get("trained", True) else "two-scale"

@@ -73,6 +73,7 @@ def test_luminance_is_rec601():
 def test_auto_cascades_lfn_ros_weights_and_runs_the_papers_as_published():
     assert two_scale.resolve_cascade("auto", {"name": "lfn_ros"}) == "two-scale"
     assert two_scale.resolve_cascade("auto", {"imported": "sniklaus"}) == "none"
+    assert two_scale.resolve_cascade("auto", {"name": "random", "trained": False}) == "none"
     assert two_scale.resolve_cascade("none", {}) == "none"
     with pytest.raises(ValueError, match="two-scale, none"):
         two_scale.resolve_cascade("pyramid", {})
