@@ -109,7 +109,7 @@ class FlowEngine:
             as published; :func:`lfn_ros.ops.refine.resolve_refinement`).
         cascade: "two-scale" (the network at half and at full processing resolution, the second
             pass on frame 2 warped by the first's flow, fused per pixel with the direct flow:
-            large motions for about 1.5x the network's time; lfn_ros.ops.cascade), "none" (one
+            large motions for about 1.7x the network's step on a CPU, docs/benchmarks.md; lfn_ros.ops.cascade), "none" (one
             pass) or "auto" (:func:`resolve_cascade`). Fixed for the engine's life: a stream's
             frames keep the encodings of one mode.
     """

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .warp import base_grid
+from .warp import warp
 
 #: Side of the square window (input pixels) over which :func:`fuse` compares the two flows'
 #: photometric errors: large enough to average out noise and texture-less patches, small enough
@@ -46,13 +46,11 @@ def coarse_size(size: tuple, multiple: int) -> tuple:
     return tuple(max(multiple, -(-(s // 2) // multiple) * multiple) for s in size)
 
 
-def sample(x: torch.Tensor, flow: torch.Tensor, padding: str = "border") -> torch.Tensor:
-    """``x`` (B, C, H, W) float sampled bilinearly at ``pixel + flow`` (B, 2, H, W); outside the
-    frame the border value repeats (a warped image has no black margins for the network to match)."""
-    height, width = x.shape[-2:]
-    pos = base_grid(height, width, flow.device, torch.float32) + flow
-    grid = torch.stack([pos[:, 0] * (2.0 / max(width - 1, 1)) - 1.0, pos[:, 1] * (2.0 / max(height - 1, 1)) - 1.0], dim=-1)
-    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode=padding, align_corners=True)
+def sample(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, H, W), any dtype, as float32 sampled bilinearly at ``pixel + flow`` (B, 2, H, W)
+    (:func:`lfn_ros.ops.warp.warp`); outside the frame the border value repeats (a warped image
+    has no black margins for the network to match)."""
+    return warp(x.float(), flow, padding="border")
 
 
 def compose(residual: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ def base_grid(height: int, width: int, device: torch.device, dtype: torch.dtype)
     return grid
 
 
-def warp(x: torch.Tensor, flow: torch.Tensor, return_mask: bool = False):
+def warp(x: torch.Tensor, flow: torch.Tensor, return_mask: bool = False, padding: str = "zeros"):
     """Backward-warp ``x`` by ``flow``.
 
     Args:
@@ -38,6 +38,8 @@ def warp(x: torch.Tensor, flow: torch.Tensor, return_mask: bool = False):
         flow: (B, 2, H, W) float, pixels of this resolution, channel 0 = x (right),
             channel 1 = y (down); where each pixel of the first frame moved to.
         return_mask: also return the in-frame mask.
+        padding: what samples outside the frame read: "zeros" (f-warp, as published) or
+            "border" (the nearest edge pixel: a warped image without black margins).
 
     Returns:
         (B, C, H, W) warped tensor; with ``return_mask`` also a (B, 1, H, W) bool mask that is
@@ -56,7 +58,7 @@ def warp(x: torch.Tensor, flow: torch.Tensor, return_mask: bool = False):
     scale_y = 2.0 / max(height - 1, 1)
     grid = torch.stack([pos[:, 0] * scale_x - 1.0, pos[:, 1] * scale_y - 1.0], dim=-1)
     sample_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-    out = F.grid_sample(x.to(sample_dtype), grid.to(sample_dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(x.to(sample_dtype), grid.to(sample_dtype), mode="bilinear", padding_mode=padding, align_corners=True)
     out = out.to(x.dtype)
     if not return_mask:
         return out
