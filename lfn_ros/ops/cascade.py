@@ -78,11 +78,15 @@ def sobel(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def photometric_error(grey1: torch.Tensor, grey2: torch.Tensor, flow: torch.Tensor, window: int = FUSION_WINDOW) -> torch.Tensor:
     """How badly ``flow`` explains frame 1 from frame 2, per pixel: the mean over a ``window``
     square of |I1 - I2(x + flow)| + GRADIENT_WEIGHT * (|dI/dx| + |dI/dy| differences), grey
-    levels (B, 1, H, W)."""
-    warped = sample(grey2, flow)
-    gx, gy = sobel(torch.cat([grey1, warped], dim=0))
-    batch = grey1.shape[0]
-    error = (grey1 - warped).abs() + GRADIENT_WEIGHT * ((gx[:batch] - gx[batch:]).abs() + (gy[:batch] - gy[batch:]).abs())
+    levels (B, 1, H, W). ``flow`` may hold K candidate flows per pair as a (K * B, 2, H, W)
+    batch (candidate-major); the result is then (K * B, 1, H, W), frame 1's gradients computed
+    once."""
+    candidates = flow.shape[0] // grey1.shape[0]
+    warped = sample(grey2.repeat(candidates, 1, 1, 1), flow)
+    gx1, gy1 = sobel(grey1)
+    gx2, gy2 = sobel(warped)
+    repeat = (candidates, 1, 1, 1)
+    error = (grey1.repeat(repeat) - warped).abs() + GRADIENT_WEIGHT * ((gx1.repeat(repeat) - gx2).abs() + (gy1.repeat(repeat) - gy2).abs())
     return box_mean(error, window)
 
 
@@ -100,8 +104,11 @@ def fuse(direct: torch.Tensor, stacked: torch.Tensor, grey1: torch.Tensor, grey2
          window: int = FUSION_WINDOW) -> torch.Tensor:
     """Per pixel, ``stacked`` where its :func:`photometric_error` is lower than ``direct``'s, else
     ``direct``. grey1, grey2: (B, 1, H, W) :func:`luminance` of the two frames."""
-    use_stacked = photometric_error(grey1, grey2, stacked, window) < photometric_error(grey1, grey2, direct, window)
-    return torch.where(use_stacked, stacked, direct)
+    # Both candidates as one batch of 2B: one warp, one box mean and frame 1's gradients once
+    # (the same per-pixel errors as two photometric_error calls).
+    batch = grey1.shape[0]
+    errors = photometric_error(grey1, grey2, torch.cat([stacked, direct]), window)
+    return torch.where(errors[:batch] < errors[batch:], stacked, direct)
 
 
 #: Names the engine, the node and the CLI accept for ``cascade`` ("auto": :func:`resolve_cascade`).

@@ -65,6 +65,17 @@ def test_fusion_takes_each_flow_where_it_explains_the_images():
     assert torch.equal(fused[..., 16:-16, 64 + away:-16], truth[..., 16:-16, 64 + away:-16])
 
 
+def test_candidates_as_one_batch_score_as_they_do_one_at_a_time():
+    """fuse scores both flows in one call (frame 1's gradients once): the same errors per pixel."""
+    first, second = textured(seed=2).repeat(2, 1, 1, 1), textured(seed=3).repeat(2, 1, 1, 1)
+    rng = torch.Generator().manual_seed(0)
+    flows = [torch.randn(2, 2, 96, 128, generator=rng) * 3.0 for _ in range(2)]
+    together = two_scale.photometric_error(first, second, torch.cat(flows))
+    apart = torch.cat([two_scale.photometric_error(first, second, flow) for flow in flows])
+    assert together.shape == (4, 1, 96, 128)
+    assert torch.allclose(together, apart, rtol=0, atol=1e-5)
+
+
 def test_luminance_is_rec601():
     image = torch.tensor([255, 0, 0], dtype=torch.uint8).view(1, 3, 1, 1).expand(1, 3, 2, 2)
     assert torch.allclose(two_scale.luminance(image), torch.full((1, 1, 2, 2), 0.299 * 255))
