@@ -63,7 +63,7 @@ def test_openvino_bf16_costs_what_the_docs_say(pairs, reference):
 
 def test_int8_costs_what_the_docs_say(pairs, reference):
     """OpenVINO int8, opt-in only (NNCF's quantised convolutions, the flow path in f32): on the
-    evaluation data +1.1 % mean EPE with the refinement (+0.014 px; docs/benchmarks.md, "INT8"),
+    evaluation data +1.4 % mean EPE with the refinement (+0.017 px; docs/benchmarks.md, "INT8"),
     over issue 16's 1 % rule, so ``auto`` never picks it. The bound keeps that cost what the
     docs state."""
     pytest.importorskip("nncf", reason="precision int8 needs NNCF (requirements.txt installs it)")

@@ -50,7 +50,7 @@ PARAMETERS = (
           "AMX/AVX512-BF16 CPUs and recent GPUs; else fp32, or fp16 on older GPUs), fp32, bf16, "
           "fp16 (CUDA only; fp32 on the CPU), or int8 (OpenVINO on the CPU: the convolutions quantised by "
           "NNCF on synthetic pairs when a resolution is first seen, about 25 s at 320x240; 1.7-2x OpenVINO f32 "
-          "on an AVX2 CPU, +1.1 % mean EPE, so never chosen by auto). Reduced precision runs with "
+          "on an AVX2 CPU, +1.4 % mean EPE, so never chosen by auto). Reduced precision runs with "
           "channels_last; f-warp's sampling positions and the flow itself stay fp32.", choices=PRECISIONS),
     Param("finest_level", 0, "Finest pyramid level NetE runs to: 2 = the published network (flow "
           "at 1/2 resolution, upsampled), 3..6 = coarser and faster, 0 = the finest level the "
