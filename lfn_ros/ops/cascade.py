@@ -85,9 +85,11 @@ def photometric_error(grey1: torch.Tensor, grey2: torch.Tensor, flow: torch.Tens
     warped = sample(grey2.repeat(candidates, 1, 1, 1), flow)
     gx1, gy1 = sobel(grey1)
     gx2, gy2 = sobel(warped)
-    repeat = (candidates, 1, 1, 1)
-    error = (grey1.repeat(repeat) - warped).abs() + GRADIENT_WEIGHT * ((gx1.repeat(repeat) - gx2).abs() + (gy1.repeat(repeat) - gy2).abs())
-    return box_mean(error, window)
+    # (K * B, ...) -> (K, B, ...): frame 1's terms broadcast over the candidates, never copied.
+    per_candidate = lambda t: t.unflatten(0, (candidates, -1))  # noqa: E731
+    error = ((per_candidate(warped) - grey1).abs()
+             + GRADIENT_WEIGHT * ((per_candidate(gx2) - gx1).abs() + (per_candidate(gy2) - gy1).abs()))
+    return box_mean(error.flatten(0, 1), window)
 
 
 def box_mean(x: torch.Tensor, window: int) -> torch.Tensor:
