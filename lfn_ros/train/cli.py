@@ -84,6 +84,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=int, default=d.save_every, help="write OUT/last.pt every N steps (and at the end)")
     p.add_argument("--log-every", type=int, default=d.log_every, help="metrics.csv row every N steps (averaged)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the synthetic data (rank r uses seed + r)")
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay,
+                   help="keep an exponential moving average of the weights with this decay (0.998: a horizon of "
+                        "500 steps; 0: off). Validation reports raw and averaged weights; --export writes the "
+                        "average and the raw weights beside it (*_raw.pt)")
     p.add_argument("--export", default=d.export, help="at the end, write the shipped form (fp16 weights + card) here")
 
 

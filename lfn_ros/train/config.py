@@ -71,6 +71,7 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     final_lr_ratio: float = 100.0
     clip: float = 200.0
+    ema_decay: float = 0.0
     matching_lr_scale: float = 1.0
     stage_loss_weight: float = 0.0
     finest_level: int = 2
@@ -108,6 +109,8 @@ class TrainConfig:
             raise ValueError(f"scenes3d_share must be in [0, 1], got {self.scenes3d_share}")
         if self.reuse < 1 or self.batch < 1:
             raise ValueError(f"reuse and batch must be >= 1, got {self.reuse}, {self.batch}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.finest_level not in (2, 3, 4, 5, 6):
             raise ValueError(f"finest_level must be 2..6, got {self.finest_level}")
 

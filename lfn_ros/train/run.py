@@ -152,10 +152,16 @@ class TrainingRun:
         """Synthetic validation (decisions are made on it); a row in validation.csv."""
         if not self.main:
             return
-        t = time.time()
-        self.validation = {"step": self.trainer.step, **validate(self.trainer.model, precision=self.trainer.precision)}
+        t, trainer = time.time(), self.trainer
+        self.validation = {"step": trainer.step, **validate(trainer.model, precision=trainer.precision)}
+        averaged = ""
+        if trainer.average is not None:  # the same pairs through the averaged weights (ema_* columns)
+            with trainer.average.applied(trainer.model):
+                ema = validate(trainer.model, precision=trainer.precision)
+            self.validation.update({f"ema_{k}": v for k, v in ema.items() if k != "pairs"})
+            averaged = f", averaged weights {ema['epe']:.3f} px"
         append_rows(self.out / "validation.csv", list(self.validation), [self.validation])
-        self._say(f"step {self.trainer.step}: synthetic validation EPE {self.validation['epe']:.3f} px "
+        self._say(f"step {trainer.step}: synthetic validation EPE {self.validation['epe']:.3f} px{averaged} "
                   f"({time.time() - t:.0f} s)")
 
     def run_evaluation(self) -> None:
@@ -213,12 +219,27 @@ class TrainingRun:
             return
         (self.out / "card.json").write_text(json.dumps(card, indent=1))
         if c.export:
-            save_checkpoint(c.export, self.trainer.model, card=card, half=True)
-            self._say(f"exported fp16 weights with card to {c.export}")
+            self.export(card)
         wall = time.time() - self.t0
         self._say(f"{self.run_step} steps in {wall / 60:.1f} min ({self.run_step * c.batch * self.world / max(wall, 1e-9):.2f} "
                   f"pairs/s), total {self.trainer.step} steps; last loss {self.last.get('loss', float('nan')):.4g}, "
                   f"EPE {self.last.get('epe', float('nan')):.3f} px; checkpoint {self.out / 'last.pt'}")
+
+
+    def export(self, card: dict) -> None:
+        """The shipped form (fp16 weights + card) at ``config.export``: the averaged weights when
+        the run keeps an average, with the raw ones beside them (``<name>_raw.pt``)."""
+        export, trainer = Path(self.config.export), self.trainer
+        if trainer.average is None:
+            save_checkpoint(export, trainer.model, card=card, half=True)
+            self._say(f"exported fp16 weights with card to {export}")
+            return
+        raw = export.with_name(f"{export.stem}_raw{export.suffix}")
+        save_checkpoint(raw, trainer.model, card={**card, "weights": "raw (last step's)"}, half=True)
+        note = f"exponential moving average, decay {trainer.average.decay:g}, over {trainer.average.updates} steps"
+        with trainer.average.applied(trainer.model):
+            save_checkpoint(export, trainer.model, card={**card, "weights": note}, half=True)
+        self._say(f"exported fp16 weights with card to {export} ({note}); the raw weights to {raw}")
 
 
 def run(config: TrainConfig, device, rank: int = 0, world: int = 1) -> int:

@@ -30,6 +30,7 @@ from ..data.synthetic import SyntheticConfig, SyntheticFlow
 from ..data.synthetic_config import PRESETS
 from ..model.liteflownet import LEVELS, LiteFlowNet
 from ..model.weights import WeightsError, apply_state_dict, read_checkpoint, save_checkpoint
+from .averaging import WeightAverage
 from .config import TrainConfig
 from .loss import mean_epe, multiscale_loss, stage_loss
 from .stream import PairStream
@@ -146,6 +147,9 @@ class Trainer:
             source = MixedSource(source, config.scenes3d_share)
         self.stream = PairStream(source, config.batch, config.sizes, reuse=config.reuse, seed=config.seed + rank)
         self.resumed_from = None
+        # The weights' moving average (--ema-decay; lfn_ros.train.averaging), restarted from
+        # whatever weights load() brings in.
+        self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay > 0 else None
         self.net = self.model
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -212,6 +216,7 @@ class Trainer:
             "run_start": self.run_start,
             "stream_states": states,
             "world_size": self.world,
+            "ema": self.average.state_dict() if self.average is not None else None,
         }
 
     def load(self, path, full: bool = True) -> dict:
@@ -222,6 +227,13 @@ class Trainer:
         apply_state_dict(self.model, payload["state_dict"], source=f"checkpoint {path}")
         self.card = dict(payload.get("card") or {})
         training = payload.get("training")
+        if self.average is not None:
+            self.average = WeightAverage(self.model, self.average.decay)
+            if full and training and training.get("ema"):
+                try:
+                    self.average.load_state_dict(training["ema"])
+                except (KeyError, ValueError) as exc:
+                    self._say(f"weight average not continued ({exc}): it starts from the loaded weights")
         if full and training:
             try:
                 if len(training["optimizer"]["param_groups"]) == len(self.optimizer.param_groups):
@@ -280,6 +292,8 @@ class Trainer:
             loss = loss + self.config.stage_loss_weight * stage_loss(stages, batch["flow"], batch.get("valid"))
         self.optimizer.zero_grad(set_to_none=True)
         grad_norm, finite = self._backward_and_update(loss)
+        if finite and self.average is not None:
+            self.average.update(self.model)
         self.step += 1
         out = {"loss": float(loss.detach()), "epe": float(mean_epe(flow, batch["flow"], batch.get("valid"))),
                "grad_norm": grad_norm, "lr": lr, "skipped": 0 if finite else 1}

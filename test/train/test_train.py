@@ -298,3 +298,68 @@ def test_one_cycle_over_the_planned_minutes_follows_the_time_used():
 def test_resume_continues_exactly_with_rendered_3d_scenes_in_the_mix(tmp_path):
     straight = assert_resume_is_exact(tiny_args(reuse=2, scenes3d_share=0.5), tmp_path, 3, 3, other_seed=9)
     assert type(straight.stream.source).__name__ == "MixedSource"
+
+
+def test_weight_average_follows_the_ema_formula_and_swaps_weights_in_and_out():
+    from lfn_ros.train.averaging import WeightAverage
+
+    model = torch.nn.Linear(3, 2)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    average = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update(model)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update(model)
+    # a2 = 0.9 * (0.9 * w0 + 0.1 * (w0 + 1)) + 0.1 * (w0 + 2) = w0 + 0.09 + 0.2
+    assert torch.allclose(average.average["weight"], start["weight"] + 0.29, atol=1e-6)
+    assert torch.allclose(average.average["bias"], start["bias"], atol=0)
+    raw = model.weight.detach().clone()
+    with average.applied(model):
+        assert torch.allclose(model.weight, start["weight"] + 0.29, atol=1e-6)
+    assert torch.equal(model.weight, raw)
+    with pytest.raises(ValueError, match="another network"):
+        average.load_state_dict({"average": {"weight": raw}})
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_resume_continues_the_weight_average_exactly(tmp_path):
+    straight = assert_resume_is_exact(tiny_args(ema_decay=0.5), tmp_path, 2, 2, other_seed=9)
+    resumed = Trainer(tiny_args(ema_decay=0.5, seed=9), device="cpu")
+    resumed.load(tmp_path / "ckpt.pt")
+    for _ in range(2):
+        resumed.train_step()
+    assert straight.average.updates == resumed.average.updates == 4
+    for name, value in straight.average.average.items():
+        assert torch.allclose(value, resumed.average.average[name], rtol=0, atol=1e-7), name
+        # the average lags the weights: it is not a copy of them
+    assert any(not torch.equal(v, straight.model.state_dict()[k]) for k, v in straight.average.average.items())
+
+
+def test_cli_with_an_average_validates_both_and_exports_average_and_raw(tmp_path, monkeypatch):
+    import lfn_ros.train.run as run_module
+
+    calls = []
+
+    def fake_validate(model, precision="fp32", **_):  # the real validation takes minutes at 512x384
+        calls.append(float(next(model.parameters()).detach().sum()))
+        return {"epe": float(len(calls)), "pairs": 48}
+
+    monkeypatch.setattr(run_module, "validate", fake_validate)
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    out, export = tmp_path / "run", tmp_path / "shipped.pt"
+    args = parser.parse_args(["train", "--out", str(out), "--size", "96x64", "--batch", "1", "--finest-level", "6",
+                              "--device", "cpu", "--precision", "fp32", "--steps", "2", "--resume", "none",
+                              "--ema-decay", "0.9", "--validate-every", "2", "--export", str(export)])
+    assert run_cli(args) == 0
+    assert len(calls) == 2 and calls[0] != calls[1]  # raw, then averaged weights: different tensors
+    header, row = (out / "validation.csv").read_text().strip().splitlines()
+    assert header.split(",")[:4] == ["step", "epe", "pairs", "ema_epe"] and row.startswith("2,1.0,48,2.0")
+    averaged, raw = read_checkpoint(export), read_checkpoint(tmp_path / "shipped_raw.pt")
+    assert "moving average, decay 0.9, over 2 steps" in averaged["card"]["weights"]
+    assert raw["card"]["weights"].startswith("raw")
+    assert any(not torch.equal(v, raw["state_dict"][k]) for k, v in averaged["state_dict"].items()
+               if v.is_floating_point())
