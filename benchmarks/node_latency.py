@@ -14,9 +14,9 @@ With ``--frames`` the camera plays that folder, video or ROS 2 bag instead (loop
 size; a bag with its recorded headers and timing, the configuration's rate being its speed
 factor, so ``--configs @1.0`` plays it as recorded).
 
-Per configuration: the engine's own step first (``FlowEngine.process`` on the camera's frames in
-this process, the node's parameters, nothing else running: what ``speed.py`` calls the node
-step), then p50 / p99 end-to-end latency (receipt of ``flow`` minus the image stamp),
+Per configuration: the engine's own step before and after the node's runs (``FlowEngine.process``
+on the camera's frames in this process, the node's parameters, nothing else running: what
+``speed.py`` calls the node step; the mean of the two p50s is the reference), then p50 / p99 end-to-end latency (receipt of ``flow`` minus the image stamp),
 frames received by the node, processed (flows published) and dropped (latest-only), and the
 node's overhead over the bare model time (latency minus FlowTiming.compute_ms), split into the
 part inside the node (waiting for the inference thread to finish the previous frame, conversion,
@@ -195,12 +195,25 @@ def run_config(node, env, size, rate, params, seconds, frames: str = "", topic: 
     }
 
 
+def print_row(config: str, label: str, threads: int, engine: dict, result: dict) -> None:
+    """One line of the table (and the row's node / engine ratio)."""
+    if "error" in result:
+        print(f"{config:>12} {label:>9} {threads:>7} {engine['p50']:10.1f}  {result['error']}", flush=True)
+        return
+    result["node_over_engine"] = result["latency_ms"]["p50"] / engine["p50"]
+    print(f"{config:>12} {label:>9} {threads:>7} {engine['p50']:10.1f} {100 * result['processed_fraction']:9.0f}% "
+          f"{result['dropped']:>8} {result['latency_ms']['p50']:7.0f} {result['latency_ms']['p99']:7.0f} "
+          f"{result['compute_ms_p50']:9.1f} {result['overhead_ms_p50']:9.1f} {result['node_over_engine']:8.2f}x", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="measured time per configuration")
     parser.add_argument("--configs", default="320x240@15,320x240@30,640x480@15", help="WxH@Hz list")
     parser.add_argument("--backends", default="torch,openvino", help="engine backends to measure")
     parser.add_argument("--cascades", default="", help="cascade values to measure, e.g. two-scale,none ('' = the node's default)")
+    parser.add_argument("--stale-frame-ages", default="", help="stale_frame_age values to measure side by side, e.g. "
+                        "1,0.5 ('' = the node's default); the engine's step is measured once for them")
     parser.add_argument("--threads", default="1,2", help="cpu_threads values to measure (0 = the node's default)")
     parser.add_argument("--device", default="cpu", help="the node's device (cpu, cuda)")
     parser.add_argument("--frames", default="", help="camera source: a folder, video or ROS 2 bag (default: the shipped "
@@ -231,23 +244,28 @@ def main(argv=None) -> int:
             for backend in args.backends.split(","):
                 for threads in (int(t) for t in args.threads.split(",")):
                     for cascade in args.cascades.split(","):
-                        engine = engine_step_ms(frames, backend, threads, args.device, cascade=cascade)
-                        params = {"backend": backend, "cpu_threads": threads, **({"cascade": cascade} if cascade else {})}
-                        result = run_config(node, env, (width, height), float(rate), params, args.seconds, args.frames,
-                                            args.topic, args.device)
-                        result.update(camera=config, backend=backend, cpu_threads=threads, engine_step_ms=engine)
-                        if cascade:
-                            result["cascade"] = cascade
-                        rows.append(result)
-                        label = f"{backend}{'/' + cascade if cascade else ''}"
-                        if "error" in result:
-                            print(f"{config:>12} {label:>9} {threads:>7} {engine['p50']:10.1f}  {result['error']}", flush=True)
-                            continue
-                        result["node_over_engine"] = result["latency_ms"]["p50"] / engine["p50"]
-                        print(f"{config:>12} {label:>9} {threads:>7} {engine['p50']:10.1f} {100 * result['processed_fraction']:9.0f}% "
-                              f"{result['dropped']:>8} {result['latency_ms']['p50']:7.0f} {result['latency_ms']['p99']:7.0f} "
-                              f"{result['compute_ms_p50']:9.1f} {result['overhead_ms_p50']:9.1f} "
-                              f"{result['node_over_engine']:8.2f}x", flush=True)
+                        # The engine's step before and after the node runs, their mean the reference:
+                        # this 2-core VM drifts by 10-20 % between minutes (docs/benchmarks.md).
+                        before = engine_step_ms(frames, backend, threads, args.device, cascade=cascade)
+                        pending = []
+                        for stale in args.stale_frame_ages.split(","):  # one engine step, several schedules
+                            params = {"backend": backend, "cpu_threads": threads, **({"cascade": cascade} if cascade else {}),
+                                      **({"stale_frame_age": float(stale)} if stale else {})}
+                            result = run_config(node, env, (width, height), float(rate), params, args.seconds, args.frames,
+                                                args.topic, args.device)
+                            result.update(camera=config, backend=backend, cpu_threads=threads)
+                            if cascade:
+                                result["cascade"] = cascade
+                            if stale:
+                                result["stale_frame_age"] = float(stale)
+                            rows.append(result)
+                            pending.append((result, f"{backend}{'/' + cascade if cascade else ''}{'/s' + stale if stale else ''}"))
+                        after = engine_step_ms(frames, backend, threads, args.device, cascade=cascade)
+                        engine = {"p50": (before["p50"] + after["p50"]) / 2, "p50_before": before["p50"],
+                                  "p50_after": after["p50"], "p90": max(before["p90"], after["p90"]), "model": after["model"]}
+                        for result, label in pending:
+                            result["engine_step_ms"] = engine
+                            print_row(config, label, threads, engine, result)
     finally:
         node.destroy_node()
         runtime.shutdown()

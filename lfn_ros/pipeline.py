@@ -12,6 +12,10 @@ process, at full speed and under overload (test/test_pipeline.py).
   already waiting (its upload overlaps this frame's compute); then waits and publishes. A staged
   frame that a newer message overtakes before its turn is dropped too, so at every moment
   ``received == processed + dropped + in flight + first frames + skipped``.
+- A frame that has waited more than ``stale_frame_age`` camera periods when its turn comes gives
+  way to the next frame if that arrives within the rest of the period (plus half a period of
+  slack): an engine slower than the camera then computes fresh frames instead of ones that
+  waited half a period on average (:meth:`FlowPipeline._fresher`).
 - A new sequence starts (nothing is published for its first frame) at start-up, when the input
   encoding changes (checked here), when the resolution changes or a stamp is not after the
   previous one (checked by the engine), and after the device ran out of memory.
@@ -28,6 +32,8 @@ Callables given by the owner:
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from .engine import EngineError, FlowEngine, FlowOutOfMemory
@@ -59,6 +65,7 @@ class Frame:
     encoding: str
     size: tuple
     staged: object
+    arrived: float | None = None  # when its message reached the slot (LatestSlot's clock, s)
 
 
 @dataclass
@@ -70,31 +77,49 @@ class PipelineCounts:
     first_frames: int = 0  # frames that started a sequence (nothing to publish)
     skipped: int = 0  # unusable messages and engine failures
     resets: int = 0  # sequences started after the first one
+    fresher: int = 0  # stale frames dropped for the next one (stale_frame_age; also in dropped)
     events: list = field(default_factory=list)  # (kind, text) of bad input and failures, newest last
 
 
 class LatestSlot:
-    """A single-item mailbox: put() replaces an unread item (counted in ``dropped``)."""
+    """A single-item mailbox: put() replaces an unread item (counted in ``dropped``).
 
-    def __init__(self) -> None:
+    It also notes when each item arrived (``clock()``, seconds) and the median interval between
+    the last puts: the camera's period as the node sees it, which the stale-frame rule uses."""
+
+    #: Intervals kept for the period's median.
+    INTERVALS = 16
+
+    def __init__(self, clock=time.monotonic) -> None:
         self._cond = threading.Condition()
+        self._clock = clock
         self._item = None
+        self._arrived = None
+        self._last_put = None
+        self._intervals: deque = deque(maxlen=self.INTERVALS)
         self.dropped = 0
 
     def put(self, item) -> None:
+        now = self._clock()
         with self._cond:
             if self._item is not None:
                 self.dropped += 1
-            self._item = item
+            if self._last_put is not None:
+                self._intervals.append(now - self._last_put)
+            self._item, self._arrived, self._last_put = item, now, now
             self._cond.notify()
 
     def take(self, timeout: float | None = None):
         """The item (clearing the slot), waiting up to ``timeout`` s; None if there is none."""
+        return self.take_with_arrival(timeout)[0]
+
+    def take_with_arrival(self, timeout: float | None = None) -> tuple:
+        """(item, the clock() time it arrived), or (None, None) after waiting up to ``timeout`` s."""
         with self._cond:
             if self._item is None and timeout:
                 self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return item
+            item, arrived, self._item = self._item, self._arrived, None
+            return item, arrived
 
     def ready(self) -> bool:
         with self._cond:
@@ -103,6 +128,15 @@ class LatestSlot:
     def count_drop(self) -> None:
         with self._cond:
             self.dropped += 1
+
+    def period(self) -> float | None:
+        """Median interval between the last puts (s); None before 4 intervals were seen."""
+        with self._cond:
+            intervals = sorted(self._intervals)
+        return intervals[len(intervals) // 2] if len(intervals) >= 4 else None
+
+    def now(self) -> float:
+        return self._clock()
 
 
 class FlowPipeline:
@@ -141,7 +175,8 @@ class FlowPipeline:
 
     def step(self, ahead: Frame | None = None, timeout: float | None = 0.1) -> Frame | None:
         """One turn of the loop: process ``ahead`` (the frame staged during the previous turn)
-        unless a newer message overtook it, else the slot's message. Returns the next staged
+        unless a newer message overtook it, else the slot's message; a stale one gives way to
+        the next frame when that is about to come (:meth:`_fresher`). Returns the next staged
         frame, if one was prepared while this one computed."""
         frame = None
         if ahead is not None:
@@ -150,15 +185,45 @@ class FlowPipeline:
             else:
                 frame = ahead
         if frame is None:
-            message = self.slot.take(timeout=timeout)
+            message, arrived = self.slot.take_with_arrival(timeout=timeout)
             if message is None:
                 return None
-            frame = self.prepare(message)
+        else:
+            message, arrived = None, frame.arrived
+        fresher = self._fresher(arrived)
+        if fresher is not None:
+            message, arrived = fresher
+        if message is not None:
+            frame = self.prepare(message, arrived)
             if frame is None:
                 return None
         return self.process(frame)
 
-    def prepare(self, message) -> Frame | None:
+    def _fresher(self, arrived: float | None) -> tuple | None:
+        """(message, arrived) of the next frame when the one about to run is stale, else None.
+
+        When the engine is slower than the camera, the newest frame has waited, on average, half
+        a camera period when the engine gets free: that wait is most of the node's latency over
+        its engine (issue 16; docs/benchmarks.md). A frame older than ``stale_frame_age`` camera
+        periods therefore gives way to the next one, which is due within the rest of the period;
+        the wait is bounded (half a period past when it is due, at most 1 s), so a camera that
+        stopped costs little. ``stale_frame_age`` 1 (or more) never waits."""
+        limit = float(self._settings().get("stale_frame_age", 1.0))
+        period = self.slot.period()
+        if arrived is None or period is None or limit >= 1.0:
+            return None
+        age = self.slot.now() - arrived
+        if age <= limit * period:
+            return None
+        message, newer = self.slot.take_with_arrival(timeout=min(max(period - age, 0.0) + 0.5 * period, 1.0))
+        if message is None:
+            return None
+        self.slot.count_drop()  # the stale frame
+        with self._lock:
+            self.counts.fresher += 1
+        return message, newer
+
+    def prepare(self, message, arrived: float | None = None) -> Frame | None:
         """Convert and stage one message; None (reported) when it is unusable."""
         try:
             item = self._convert(message)
@@ -170,7 +235,7 @@ class FlowPipeline:
         except (InputError, EngineError) as exc:  # EngineError: e.g. smaller than 32x32
             self._skip("bad_input", str(exc))
             return None
-        return Frame(header=item.header, encoding=item.encoding, size=item.rgb.shape[:2], staged=staged)
+        return Frame(header=item.header, encoding=item.encoding, size=item.rgb.shape[:2], staged=staged, arrived=arrived)
 
     def process(self, frame: Frame) -> Frame | None:
         """Run one frame and publish its flow. Returns the next frame, already staged, when one
@@ -186,8 +251,8 @@ class FlowPipeline:
         ok, pending = self._attempt(lambda: engine.run(frame.staged), "on", size)  # resets on a size change or stamp going back
         if not ok:
             return None
-        message = self.slot.take()
-        ahead = self.prepare(message) if message is not None else None  # overlaps the device's work
+        message, arrived = self.slot.take_with_arrival()
+        ahead = self.prepare(message, arrived) if message is not None else None  # overlaps the device's work
         ok, result = self._attempt(pending.wait, "finishing", size)
         if not ok:
             return ahead

@@ -32,15 +32,16 @@ class Harness:
         self.engine = FlowEngine(model=LiteFlowNet(finest_level=4), device="cpu", trained=False, backend="torch")
         self.settings = {"publish_occlusion": True, "want_points": False, **settings}
         self.published = []
+        self.converted = []  # stamps of the messages converted and staged, in order
         self.events = []
         self.pipeline = FlowPipeline(self.engine, self.convert, self.publish, lambda: self.settings,
                                      lambda kind, text: self.events.append((kind, text)))
 
-    @staticmethod
-    def convert(message) -> InputFrame:
+    def convert(self, message) -> InputFrame:
         seconds, rgb, encoding = message
         if rgb is None:
             raise InputError("truncated buffer")
+        self.converted.append(seconds)
         return InputFrame(rgb=rgb, encoding=encoding, header=SimpleNamespace(seconds=seconds), stamp=seconds, seconds=seconds)
 
     def publish(self, frame, result, settings) -> None:
@@ -168,3 +169,67 @@ def test_runtime_switches_take_effect_on_the_next_frame():
     h.feed((5.0, textured(15), "rgb8"))
     loose = h.published[-1][2].occlusion.mean()
     assert strict > loose
+
+
+class FakeClock:
+    """A clock the test moves by hand (LatestSlot's arrival times and ages)."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def camera_at(h: Harness, clock: FakeClock, period: float, count: int, first: int = 0) -> None:
+    """``count`` frames at ``period`` s on the fake clock (the slot learns the camera's period)."""
+    for i in range(first, first + count):
+        clock.t += period
+        h.pipeline.submit((float(i), textured(i % 16), "rgb8"))
+
+
+@pytest.mark.parametrize("limit, expected", [(0.5, "next"), (1.0, "stale")])
+def test_a_stale_frame_gives_way_to_the_next_one_when_it_comes_in_time(limit, expected):
+    clock = FakeClock()
+    h = Harness(stale_frame_age=limit)
+    h.pipeline.slot = LatestSlot(clock=clock)
+    camera_at(h, clock, 0.05, 6)  # frames 0..5, 50 ms apart; 5 waits in the slot
+    h.pipeline.slot.take()  # the loop had taken 0..4 (first frame etc.); only 5 matters here
+    h.pipeline.slot.count_drop()
+    camera_at(h, clock, 0.05, 1, first=6)  # frame 6 arrives...
+    clock.t += 0.03  # ... and has waited 30 ms (0.6 periods) when the engine gets free
+    # The camera's next frame comes 20 ms later, from another thread (the subscription callback).
+    timer = threading.Timer(0.02, lambda: h.pipeline.submit((7.0, textured(7), "rgb8")))
+    timer.start()
+    h.pipeline.step(None, timeout=0.01)  # starts the sequence with the frame it chose
+    timer.join()
+    h.drain()
+    counts = h.pipeline.counts
+    if expected == "next":  # frame 6 dropped for 7, which started the sequence
+        assert counts.fresher == 1 and counts.first_frames == 1 and h.converted == [7.0]
+    else:  # frame 6 computed at once, then 7
+        assert counts.fresher == 0 and h.converted == [6.0, 7.0] and h.published[0][0] == 7.0
+    assert counts.processed + counts.first_frames + h.pipeline.dropped + counts.skipped == counts.received
+
+
+def test_a_fresh_frame_runs_at_once_and_a_stopped_camera_costs_at_most_half_a_period():
+    clock = FakeClock()
+    h = Harness(stale_frame_age=0.5)
+    h.pipeline.slot = LatestSlot(clock=clock)
+    camera_at(h, clock, 0.2, 6)
+    h.pipeline.slot.take()
+    h.pipeline.slot.count_drop()
+    clock.t += 0.05  # a quarter period old: fresh enough
+    h.pipeline.submit((6.0, textured(6), "rgb8"))
+    clock.t += 0.05
+    h.pipeline.step(None, timeout=0.01)
+    assert h.converted == [6.0]
+    h.pipeline.submit((7.0, textured(7), "rgb8"))
+    clock.t += 0.15  # three quarters of a period: stale, and no frame comes after it
+    start = time.monotonic()
+    h.pipeline.step(None, timeout=0.01)
+    waited = time.monotonic() - start
+    assert h.converted == [6.0, 7.0] and [p[0] for p in h.published] == [7.0]
+    assert h.pipeline.counts.fresher == 0
+    # Due in 0.05 s, plus half a period of slack (0.1 s); the engine's own step is on top.
+    assert 0.14 <= waited < 0.14 + 5.0

@@ -112,6 +112,11 @@ PARAMETERS = (
           "has subscribers.", runtime=True),
     Param("points_stride", 8, "Grid spacing of 'flow/points' in pixels.", runtime=True,
           range=(1, 1024)),
+    Param("stale_frame_age", 0.5, "When the engine is slower than the camera: a frame that has "
+          "waited more than this many camera periods when inference gets free gives way to the next "
+          "frame, which is due within the rest of the period (fresher flow for a little idle time; "
+          "docs/benchmarks.md). 1 = always compute the newest waiting frame.", runtime=True,
+          range=(0.0, 1.0)),
     # --- health (runtime) ---
     Param("latency_budget_ms", 100.0, "Diagnostics WARN when the median end-to-end latency "
           "(publish time minus image stamp) over the last 10 s exceeds this; 0 = no check.",
