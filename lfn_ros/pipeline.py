@@ -12,10 +12,10 @@ process, at full speed and under overload (test/test_pipeline.py).
   already waiting (its upload overlaps this frame's compute); then waits and publishes. A staged
   frame that a newer message overtakes before its turn is dropped too, so at every moment
   ``received == processed + dropped + in flight + first frames + skipped``.
-- A frame that has waited more than ``stale_frame_age`` camera periods when its turn comes gives
-  way to the next frame if that arrives within the rest of the period (plus half a period of
-  slack): an engine slower than the camera then computes fresh frames instead of ones that
-  waited half a period on average (:meth:`FlowPipeline._fresher`).
+- When the engine is slower than the camera, a frame that has waited more than
+  ``stale_frame_age`` camera periods when its turn comes gives way to the next frame if that
+  arrives within the rest of the period (plus half a period of slack): the engine then computes
+  fresh frames instead of ones that waited half a period on average (:meth:`FlowPipeline._fresher`).
 - A new sequence starts (nothing is published for its first frame) at start-up, when the input
   encoding changes (checked here), when the resolution changes or a stamp is not after the
   previous one (checked by the engine), and after the device ran out of memory.
@@ -154,6 +154,7 @@ class FlowPipeline:
         self._lock = threading.Lock()
         self._last_encoding = None
         self._started = False
+        self.turns: deque = deque(maxlen=8)  # durations of the last turns (process + publish), slot clock s
 
     @property
     def dropped(self) -> int:
@@ -197,7 +198,10 @@ class FlowPipeline:
             frame = self.prepare(message, arrived)
             if frame is None:
                 return None
-        return self.process(frame)
+        start = self.slot.now()
+        ahead = self.process(frame)
+        self.turns.append(self.slot.now() - start)
+        return ahead
 
     def _fresher(self, arrived: float | None) -> tuple | None:
         """(message, arrived) of the next frame when the one about to run is stale, else None.
@@ -205,17 +209,22 @@ class FlowPipeline:
         When the engine is slower than the camera, the newest frame has waited, on average, half
         a camera period when the engine gets free: that wait is most of the node's latency over
         its engine (issue 16; docs/benchmarks.md). A frame older than ``stale_frame_age`` camera
-        periods therefore gives way to the next one, which is due within the rest of the period;
-        the wait is bounded (half a period past when it is due, at most 1 s), so a camera that
-        stopped costs little. ``stale_frame_age`` 1 (or more) never waits."""
+        periods therefore gives way to the next one, which is due within the rest of the period.
+        Only then: while the loop's turns (median of the last 8) are shorter than the period,
+        every frame gets its flow, and skipping one would lose it; a sender that is not a camera
+        (one frame, then silence until its flow comes) never has a period shorter than a turn.
+        The wait is bounded (half a period past when the frame is due, at most 0.25 s, so a
+        stop request is seen soon). ``stale_frame_age`` 1 (or more) never waits."""
         limit = float(self._settings().get("stale_frame_age", 1.0))
         period = self.slot.period()
-        if arrived is None or period is None or limit >= 1.0:
+        if arrived is None or period is None or limit >= 1.0 or len(self.turns) < 3:
+            return None
+        if sorted(self.turns)[len(self.turns) // 2] <= period:  # the engine keeps up with the camera
             return None
         age = self.slot.now() - arrived
         if age <= limit * period:
             return None
-        message, newer = self.slot.take_with_arrival(timeout=min(max(period - age, 0.0) + 0.5 * period, 1.0))
+        message, newer = self.slot.take_with_arrival(timeout=min(max(period - age, 0.0) + 0.5 * period, 0.25))
         if message is None:
             return None
         self.slot.count_drop()  # the stale frame

@@ -193,6 +193,7 @@ def test_a_stale_frame_gives_way_to_the_next_one_when_it_comes_in_time(limit, ex
     clock = FakeClock()
     h = Harness(stale_frame_age=limit)
     h.pipeline.slot = LatestSlot(clock=clock)
+    h.pipeline.turns.extend([0.2] * 3)  # the engine takes 4 periods a frame: overloaded
     camera_at(h, clock, 0.05, 6)  # frames 0..5, 50 ms apart; 5 waits in the slot
     h.pipeline.slot.take()  # the loop had taken 0..4 (first frame etc.); only 5 matters here
     h.pipeline.slot.count_drop()
@@ -216,6 +217,7 @@ def test_a_fresh_frame_runs_at_once_and_a_stopped_camera_costs_at_most_half_a_pe
     clock = FakeClock()
     h = Harness(stale_frame_age=0.5)
     h.pipeline.slot = LatestSlot(clock=clock)
+    h.pipeline.turns.extend([0.5] * 3)
     camera_at(h, clock, 0.2, 6)
     h.pipeline.slot.take()
     h.pipeline.slot.count_drop()
@@ -233,3 +235,23 @@ def test_a_fresh_frame_runs_at_once_and_a_stopped_camera_costs_at_most_half_a_pe
     assert h.pipeline.counts.fresher == 0
     # Due in 0.05 s, plus half a period of slack (0.1 s); the engine's own step is on top.
     assert 0.14 <= waited < 0.14 + 5.0
+
+
+def test_no_frame_gives_way_while_the_engine_keeps_up_with_the_camera():
+    """Turns shorter than the period: every frame can get its flow, so even an old one runs."""
+    clock = FakeClock()
+    h = Harness(stale_frame_age=0.5)
+    h.pipeline.slot = LatestSlot(clock=clock)
+    h.pipeline.turns.extend([0.03] * 3)
+    camera_at(h, clock, 0.05, 6)
+    h.pipeline.slot.take()
+    h.pipeline.slot.count_drop()
+    h.pipeline.submit((6.0, textured(6), "rgb8"))
+    clock.t += 0.045  # 0.9 periods old; the next frame comes 10 ms later
+    timer = threading.Timer(0.01, lambda: h.pipeline.submit((7.0, textured(7), "rgb8")))
+    timer.start()
+    h.pipeline.step(None, timeout=0.01)
+    timer.join()
+    h.drain()
+    assert h.converted == [6.0, 7.0] and h.pipeline.counts.fresher == 0
+    assert [p[0] for p in h.published] == [7.0]
