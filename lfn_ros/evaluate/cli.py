@@ -23,7 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "evaluate",
         help="accuracy and speed of lfn_ros and its peers on flow benchmarks with ground truth",
         description="Evaluate lfn_ros (LiteFlowNet) and its peers (OpenCV DIS ultrafast/fast/medium, "
-                    "Farneback, zero flow, RAFT-small on a GPU with torchvision) on every dataset "
+                    "Farneback, zero flow, RAFT-small where torchvision is installed) on every dataset "
                     "found under ROOT: one table per dataset plus an 'all' summary.",
     )
     parser.add_argument("root", metavar="ROOT", nargs="?", default=None,

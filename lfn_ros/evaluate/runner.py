@@ -208,9 +208,9 @@ def evaluate(
     Args:
         root: data folder (the layout of the team's evaluation data; see its MANIFEST).
         weights: lfn_ros checkpoint: a path, "default" (shipped) or None (untrained, warns).
-        device: "cpu" or "cuda[:N]" for lfn_ros (and RAFT-small, which needs CUDA).
+        device: "cpu" or "cuda[:N]" for lfn_ros and RAFT-small.
         methods: names from METHODS, printed in this order. Unavailable ones (RAFT-small
-            without torchvision + CUDA) are skipped with a printed reason.
+            without torchvision or its weights) are skipped with a printed reason.
         datasets: names from :func:`discover` to run (None: all found).
         max_pairs: at most this many pairs per dataset (the first ones), None for all.
         plot: PNG file for EPE against time per pair (log x), or None.
