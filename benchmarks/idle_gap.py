@@ -16,7 +16,6 @@ Writes benchmarks/results/idle_gap_cpu.json and prints a table. Pause any traini
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -84,14 +83,11 @@ def main(argv=None) -> int:
         rows.append({"gap_ms": gap * 1000.0, "step_ms_p50": p50, "step_ms_mean": float(np.mean(steps[gap])),
                      "over_first_gap_ms": p50 - base, "steps": len(steps[gap])})
         print(f"{gap * 1000:7.0f} {p50:12.1f} {np.mean(steps[gap]):8.1f} {p50 - base:+9.1f} {len(steps[gap]):6d}")
-    from lfn_ros.train.trainer import hardware_description
+    from speed import machine_description, write_results
 
-    payload = {"machine": hardware_description(torch.device("cpu")), "model": engine.model_name, "spin": args.spin,
-               "threads": threads, "rows": rows, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-               "command": "python benchmarks/idle_gap.py" + (f" {' '.join(argv)}" if argv else "")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=1))
-    print(f"wrote {args.out}")
+    payload = {"machine": machine_description(torch.device("cpu")), "model": engine.model_name, "spin": args.spin,
+               "rows": rows, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_results(args.out, payload, "idle_gap.py", argv)
     return 0
 
 

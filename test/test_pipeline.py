@@ -188,15 +188,22 @@ def camera_at(h: Harness, clock: FakeClock, period: float, count: int, first: in
         h.pipeline.submit((float(i), textured(i % 16), "rgb8"))
 
 
-@pytest.mark.parametrize("limit, expected", [(0.5, "next"), (1.0, "stale")])
-def test_a_stale_frame_gives_way_to_the_next_one_when_it_comes_in_time(limit, expected):
+def camera_and_engine(period: float, turn: float, limit: float = 0.5) -> tuple:
+    """(harness, fake clock): the slot has seen frames 0..5 every ``period`` s (all of them taken
+    or dropped), the loop's last turns took ``turn`` s each."""
     clock = FakeClock()
     h = Harness(stale_frame_age=limit)
     h.pipeline.slot = LatestSlot(clock=clock)
-    h.pipeline.turns.extend([0.2] * 3)  # the engine takes 4 periods a frame: overloaded
-    camera_at(h, clock, 0.05, 6)  # frames 0..5, 50 ms apart; 5 waits in the slot
-    h.pipeline.slot.take()  # the loop had taken 0..4 (first frame etc.); only 5 matters here
+    h.pipeline.turns.extend([turn] * 3)
+    camera_at(h, clock, period, 6)
+    h.pipeline.slot.take()
     h.pipeline.slot.count_drop()
+    return h, clock
+
+
+@pytest.mark.parametrize("limit, expected", [(0.5, "next"), (1.0, "stale")])
+def test_a_stale_frame_gives_way_to_the_next_one_when_it_comes_in_time(limit, expected):
+    h, clock = camera_and_engine(0.05, 0.2, limit)  # the engine takes 4 periods a frame: overloaded
     camera_at(h, clock, 0.05, 1, first=6)  # frame 6 arrives...
     clock.t += 0.03  # ... and has waited 30 ms (0.6 periods) when the engine gets free
     # The camera's next frame comes 20 ms later, from another thread (the subscription callback).
@@ -214,13 +221,7 @@ def test_a_stale_frame_gives_way_to_the_next_one_when_it_comes_in_time(limit, ex
 
 
 def test_a_fresh_frame_runs_at_once_and_a_stopped_camera_costs_at_most_half_a_period():
-    clock = FakeClock()
-    h = Harness(stale_frame_age=0.5)
-    h.pipeline.slot = LatestSlot(clock=clock)
-    h.pipeline.turns.extend([0.5] * 3)
-    camera_at(h, clock, 0.2, 6)
-    h.pipeline.slot.take()
-    h.pipeline.slot.count_drop()
+    h, clock = camera_and_engine(0.2, 0.5)
     clock.t += 0.05  # a quarter period old: fresh enough
     h.pipeline.submit((6.0, textured(6), "rgb8"))
     clock.t += 0.05
@@ -239,13 +240,7 @@ def test_a_fresh_frame_runs_at_once_and_a_stopped_camera_costs_at_most_half_a_pe
 
 def test_no_frame_gives_way_while_the_engine_keeps_up_with_the_camera():
     """Turns shorter than the period: every frame can get its flow, so even an old one runs."""
-    clock = FakeClock()
-    h = Harness(stale_frame_age=0.5)
-    h.pipeline.slot = LatestSlot(clock=clock)
-    h.pipeline.turns.extend([0.03] * 3)
-    camera_at(h, clock, 0.05, 6)
-    h.pipeline.slot.take()
-    h.pipeline.slot.count_drop()
+    h, clock = camera_and_engine(0.05, 0.03)
     h.pipeline.submit((6.0, textured(6), "rgb8"))
     clock.t += 0.045  # 0.9 periods old; the next frame comes 10 ms later
     timer = threading.Timer(0.01, lambda: h.pipeline.submit((7.0, textured(7), "rgb8")))
