@@ -47,8 +47,9 @@ class Harness:
     def publish(self, frame, result, settings) -> None:
         self.published.append((result.stamp, result.previous_stamp, result))
 
-    def drain(self) -> None:
-        ahead = self.pipeline.step(None, timeout=0.01)
+    def drain(self, ahead=None) -> None:
+        """Run the loop until nothing is staged or waiting; ``ahead``: what a previous step returned."""
+        ahead = self.pipeline.step(ahead, timeout=0.01)
         while ahead is not None or self.pipeline.slot.ready():
             ahead = self.pipeline.step(ahead, timeout=0.01)
 
@@ -209,9 +210,9 @@ def test_a_stale_frame_gives_way_to_the_next_one_when_it_comes_in_time(limit, ex
     # The camera's next frame comes 20 ms later, from another thread (the subscription callback).
     timer = threading.Timer(0.02, lambda: h.pipeline.submit((7.0, textured(7), "rgb8")))
     timer.start()
-    h.pipeline.step(None, timeout=0.01)  # starts the sequence with the frame it chose
+    ahead = h.pipeline.step(None, timeout=0.01)  # starts the sequence with the frame it chose
     timer.join()
-    h.drain()
+    h.drain(ahead)
     counts = h.pipeline.counts
     if expected == "next":  # frame 6 dropped for 7, which started the sequence
         assert counts.fresher == 1 and counts.first_frames == 1 and h.converted == [7.0]
@@ -245,8 +246,8 @@ def test_no_frame_gives_way_while_the_engine_keeps_up_with_the_camera():
     clock.t += 0.045  # 0.9 periods old; the next frame comes 10 ms later
     timer = threading.Timer(0.01, lambda: h.pipeline.submit((7.0, textured(7), "rgb8")))
     timer.start()
-    h.pipeline.step(None, timeout=0.01)
+    ahead = h.pipeline.step(None, timeout=0.01)  # frame 7 may have come during it: then it is staged
     timer.join()
-    h.drain()
+    h.drain(ahead)
     assert h.converted == [6.0, 7.0] and h.pipeline.counts.fresher == 0
     assert [p[0] for p in h.published] == [7.0]
