@@ -191,7 +191,8 @@ class FlowPipeline:
                 return None
         else:
             message, arrived = None, frame.arrived
-        fresher = self._fresher(arrived)
+        settings = dict(self._settings())  # once per turn: the node's reads rclpy's subscription counts
+        fresher = self._fresher(arrived, float(settings.get("stale_frame_age", 1.0)))
         if fresher is not None:
             message, arrived = fresher
         if message is not None:
@@ -199,11 +200,11 @@ class FlowPipeline:
             if frame is None:
                 return None
         start = self.slot.now()
-        ahead = self.process(frame)
+        ahead = self.process(frame, settings)
         self.turns.append(self.slot.now() - start)
         return ahead
 
-    def _fresher(self, arrived: float | None) -> tuple | None:
+    def _fresher(self, arrived: float | None, limit: float) -> tuple | None:
         """(message, arrived) of the next frame when the one about to run is stale, else None.
 
         When the engine is slower than the camera, the newest frame has waited, on average, half
@@ -215,7 +216,6 @@ class FlowPipeline:
         (one frame, then silence until its flow comes) never has a period shorter than a turn.
         The wait is bounded (half a period past when the frame is due, at most 0.25 s, so a
         stop request is seen soon). ``stale_frame_age`` 1 (or more) never waits."""
-        limit = float(self._settings().get("stale_frame_age", 1.0))
         period = self.slot.period()
         if arrived is None or period is None or limit >= 1.0 or len(self.turns) < 3:
             return None
@@ -246,10 +246,11 @@ class FlowPipeline:
             return None
         return Frame(header=item.header, encoding=item.encoding, size=item.rgb.shape[:2], staged=staged, arrived=arrived)
 
-    def process(self, frame: Frame) -> Frame | None:
+    def process(self, frame: Frame, settings: dict | None = None) -> Frame | None:
         """Run one frame and publish its flow. Returns the next frame, already staged, when one
-        was waiting (its conversion and upload overlapped this frame's compute)."""
-        settings = dict(self._settings())
+        was waiting (its conversion and upload overlapped this frame's compute). ``settings``: the
+        turn's runtime switches, read once by :meth:`step` (None: read them here)."""
+        settings = dict(self._settings()) if settings is None else settings
         engine = self.engine
         if self._last_encoding not in (None, frame.encoding):
             self._report("reset", f"encoding changed from {self._last_encoding} to {frame.encoding}: starting a new sequence")

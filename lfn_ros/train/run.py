@@ -225,7 +225,6 @@ class TrainingRun:
                   f"pairs/s), total {self.trainer.step} steps; last loss {self.last.get('loss', float('nan')):.4g}, "
                   f"EPE {self.last.get('epe', float('nan')):.3f} px; checkpoint {self.out / 'last.pt'}")
 
-
     def export(self, card: dict) -> None:
         """The shipped form (fp16 weights + card) at ``config.export``: the averaged weights when
         the run keeps an average, with the raw ones beside them (``<name>_raw.pt``)."""
