@@ -177,6 +177,8 @@ def run_config(node, env, size, rate, params, seconds, frames: str = "", topic: 
     # own count of what it received (processed + dropped), its rate being the source's.
     sent = processed + dropped if frames else rate * seconds
     compute = np.array([timings[a[1]][0] for a in window if a[1] in timings])
+    # Frames a two-scale node ran in one pass (adaptive_cascade; FlowTiming.model names the mode).
+    one_pass = [("one pass" in timings[a[1]][3]) for a in window if a[1] in timings]
     overhead = np.array([a[2] - timings[a[1]][0] for a in window if a[1] in timings])
     # The overhead in two: inside the node (waiting for the inference thread, conversion,
     # building the messages: its publish time minus stamp, minus compute) and transport (receipt
@@ -188,6 +190,7 @@ def run_config(node, env, size, rate, params, seconds, frames: str = "", topic: 
         "processed_fraction": processed / sent if sent else float("nan"),
         "latency_ms": {"p50": float(np.percentile(latency, 50)), "p99": float(np.percentile(latency, 99))},
         "compute_ms_p50": float(np.median(compute)) if compute.size else None,
+        "one_pass_fraction": float(np.mean(one_pass)) if one_pass else None,
         "overhead_ms_p50": float(np.median(overhead)) if overhead.size else None,
         "in_node_ms_p50": float(np.median(in_node)) if in_node.size else None,
         "transport_ms_p50": float(np.median(transport)) if transport.size else None,
@@ -214,6 +217,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cascades", default="", help="cascade values to measure, e.g. two-scale,none ('' = the node's default)")
     parser.add_argument("--stale-frame-ages", default="", help="stale_frame_age values to measure side by side, e.g. "
                         "1,0.5 ('' = the node's default); the engine's step is measured once for them")
+    parser.add_argument("--adaptive-cascades", default="", help="adaptive_cascade values to measure side by side, e.g. "
+                        "true,false ('' = the node's default); crossed with --stale-frame-ages")
     parser.add_argument("--threads", default="1,2", help="cpu_threads values to measure (0 = the node's default)")
     parser.add_argument("--device", default="cpu", help="the node's device (cpu, cuda)")
     parser.add_argument("--frames", default="", help="camera source: a folder, video or ROS 2 bag (default: the shipped "
@@ -248,9 +253,12 @@ def main(argv=None) -> int:
                         # this 2-core VM drifts by 10-20 % between minutes (docs/benchmarks.md).
                         before = engine_step_ms(frames, backend, threads, args.device, cascade=cascade)
                         pending = []
-                        for stale in args.stale_frame_ages.split(","):  # one engine step, several schedules
+                        schedules = [(stale, adaptive) for stale in args.stale_frame_ages.split(",")
+                                     for adaptive in args.adaptive_cascades.split(",")]
+                        for stale, adaptive in schedules:  # one engine step, several schedules
                             params = {"backend": backend, "cpu_threads": threads, **({"cascade": cascade} if cascade else {}),
-                                      **({"stale_frame_age": float(stale)} if stale else {})}
+                                      **({"stale_frame_age": float(stale)} if stale else {}),
+                                      **({"adaptive_cascade": adaptive == "true"} if adaptive else {})}
                             result = run_config(node, env, (width, height), float(rate), params, args.seconds, args.frames,
                                                 args.topic, args.device)
                             result.update(camera=config, backend=backend, cpu_threads=threads)
@@ -258,8 +266,11 @@ def main(argv=None) -> int:
                                 result["cascade"] = cascade
                             if stale:
                                 result["stale_frame_age"] = float(stale)
+                            if adaptive:
+                                result["adaptive_cascade"] = adaptive == "true"
                             rows.append(result)
-                            pending.append((result, f"{backend}{'/' + cascade if cascade else ''}{'/s' + stale if stale else ''}"))
+                            pending.append((result, f"{backend}{'/' + cascade if cascade else ''}{'/s' + stale if stale else ''}"
+                                                    f"{'/a' + adaptive[0] if adaptive else ''}"))
                         after = engine_step_ms(frames, backend, threads, args.device, cascade=cascade)
                         engine = {"p50": (before["p50"] + after["p50"]) / 2, "p50_before": before["p50"],
                                   "p50_after": after["p50"], "p90": max(before["p90"], after["p90"]), "model": after["model"]}

@@ -16,6 +16,8 @@ process, at full speed and under overload (test/test_pipeline.py).
   ``stale_frame_age`` camera periods when its turn comes gives way to the next frame if that
   arrives within the rest of the period (plus half a period of slack): the engine then computes
   fresh frames instead of ones that waited half a period on average (:meth:`FlowPipeline._fresher`).
+- With the two-scale cascade and ``adaptive_cascade`` on, a frame runs in one pass while the
+  cascaded turns are longer than the camera's period (lfn_ros.governor.CascadeGovernor).
 - A new sequence starts (nothing is published for its first frame) at start-up, when the input
   encoding changes (checked here), when the resolution changes or a stamp is not after the
   previous one (checked by the engine), and after the device ran out of memory.
@@ -37,6 +39,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .engine import EngineError, FlowEngine, FlowOutOfMemory
+from .governor import CascadeGovernor
 
 
 class InputError(ValueError):
@@ -78,6 +81,7 @@ class PipelineCounts:
     skipped: int = 0  # unusable messages and engine failures
     resets: int = 0  # sequences started after the first one
     fresher: int = 0  # stale frames dropped for the next one (stale_frame_age; also in dropped)
+    one_pass: int = 0  # results of a two-scale engine that ran in one pass (adaptive_cascade)
     events: list = field(default_factory=list)  # (kind, text) of bad input and failures, newest last
 
 
@@ -155,6 +159,8 @@ class FlowPipeline:
         self._last_encoding = None
         self._started = False
         self.turns: deque = deque(maxlen=8)  # durations of the last turns (process + publish), slot clock s
+        self.governor = CascadeGovernor()
+        self._published_mode = None  # the cascade of the flow published in this turn, if any
 
     @property
     def dropped(self) -> int:
@@ -199,10 +205,26 @@ class FlowPipeline:
             frame = self.prepare(message, arrived)
             if frame is None:
                 return None
+        one_pass = self._one_pass(settings)
         start = self.slot.now()
-        ahead = self.process(frame, settings)
-        self.turns.append(self.slot.now() - start)
+        self._published_mode = None
+        ahead = self.process(frame, settings, one_pass)
+        duration = self.slot.now() - start
+        self.turns.append(duration)
+        if self._published_mode is not None and self.engine.cascade != "none":
+            self.governor.record(self._published_mode, duration)
         return ahead
+
+    def _one_pass(self, settings: dict) -> bool:
+        """Whether this turn's frame runs in one pass (lfn_ros.governor): only a two-scale engine
+        with ``adaptive_cascade`` on; switching it off starts the governor afresh."""
+        if self.engine.cascade == "none":
+            return False
+        if not settings.get("adaptive_cascade", True):
+            if self.governor.switches or self.governor.reduced:
+                self.governor = CascadeGovernor()
+            return False
+        return self.governor.one_pass(self.slot.period())
 
     def _fresher(self, arrived: float | None, limit: float) -> tuple | None:
         """(message, arrived) of the next frame when the one about to run is stale, else None.
@@ -246,10 +268,11 @@ class FlowPipeline:
             return None
         return Frame(header=item.header, encoding=item.encoding, size=item.rgb.shape[:2], staged=staged, arrived=arrived)
 
-    def process(self, frame: Frame, settings: dict | None = None) -> Frame | None:
+    def process(self, frame: Frame, settings: dict | None = None, one_pass: bool = False) -> Frame | None:
         """Run one frame and publish its flow. Returns the next frame, already staged, when one
         was waiting (its conversion and upload overlapped this frame's compute). ``settings``: the
-        turn's runtime switches, read once by :meth:`step` (None: read them here)."""
+        turn's runtime switches, read once by :meth:`step` (None: read them here); ``one_pass``:
+        see :meth:`FlowEngine.run`."""
         settings = dict(self._settings()) if settings is None else settings
         engine = self.engine
         if self._last_encoding not in (None, frame.encoding):
@@ -258,7 +281,7 @@ class FlowPipeline:
         self._last_encoding = frame.encoding
         engine.configure(occlusion=bool(settings.get("publish_occlusion", True) or settings.get("want_points", False)))
         size = f"{frame.size[1]}x{frame.size[0]}"
-        ok, pending = self._attempt(lambda: engine.run(frame.staged), "on", size)  # resets on a size change or stamp going back
+        ok, pending = self._attempt(lambda: engine.run(frame.staged, one_pass=one_pass), "on", size)  # resets on a size change or stamp going back
         if not ok:
             return None
         message, arrived = self.slot.take_with_arrival()
@@ -276,6 +299,9 @@ class FlowPipeline:
         self._started = True
         with self._lock:
             self.counts.processed += 1
+            if result.cascade == "none" and engine.cascade != "none":
+                self.counts.one_pass += 1
+        self._published_mode = result.cascade
         self._publish(frame, result, settings)
         return ahead
 

@@ -27,9 +27,10 @@ def textured(shift: int = 0, seed: int = 0) -> np.ndarray:
 class Harness:
     """A pipeline with a real (untrained, small) engine; messages are (seconds, rgb or None, encoding)."""
 
-    def __init__(self, **settings) -> None:
+    def __init__(self, cascade: str = "auto", **settings) -> None:
         torch.manual_seed(0)
-        self.engine = FlowEngine(model=LiteFlowNet(finest_level=4), device="cpu", trained=False, backend="torch")
+        self.engine = FlowEngine(model=LiteFlowNet(finest_level=4), device="cpu", trained=False, backend="torch",
+                                 cascade=cascade)
         self.settings = {"publish_occlusion": True, "want_points": False, **settings}
         self.published = []
         self.converted = []  # stamps of the messages converted and staged, in order
@@ -251,3 +252,42 @@ def test_no_frame_gives_way_while_the_engine_keeps_up_with_the_camera():
     h.drain(ahead)
     assert h.converted == [6.0, 7.0] and h.pipeline.counts.fresher == 0
     assert [p[0] for p in h.published] == [7.0]
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_a_cascade_slower_than_the_camera_runs_in_one_pass_until_it_fits_again(adaptive, monkeypatch):
+    """The adaptive cascade in the loop (lfn_ros.governor): a 10 Hz camera, a cascaded step of
+    0.2 s and a one-pass step of 0.12 s on the fake clock. After three cascaded turns the frames
+    run in one pass and say so; the machine then gets 3x faster and the cascade comes back. With
+    ``adaptive_cascade`` off every frame stays two-scale."""
+    clock = FakeClock()
+    h = Harness(cascade="two-scale", stale_frame_age=1.0, adaptive_cascade=adaptive)
+    h.pipeline.slot = LatestSlot(clock=clock)
+    # Frames are fed one at a time (the loop's own dropping is tested above), so the slot would
+    # see the engine's pace; the camera's period is given instead.
+    monkeypatch.setattr(h.pipeline.slot, "period", lambda: 0.1)
+    costs = {"two-scale": 0.2, "none": 0.12}
+    original = h.engine.run
+
+    def timed_run(staged, one_pass=False):  # the engine's step, as time on the fake clock
+        clock.t += costs["none" if one_pass else "two-scale"]
+        return original(staged, one_pass=one_pass)
+
+    monkeypatch.setattr(h.engine, "run", timed_run)
+
+    def frames(first, count):
+        for i in range(first, first + count):
+            h.feed((float(i), textured(i % 16), "rgb8"))
+        return [result.cascade for _, _, result in h.published[-(count - (first == 0)):]]
+
+    modes = frames(0, 20)
+    counts = h.pipeline.counts
+    if not adaptive:
+        assert set(modes) == {"two-scale"} and counts.one_pass == 0 and h.pipeline.governor.switches == 0
+        return
+    assert modes[:3] == ["two-scale"] * 3 and set(modes[4:]) == {"none"}, modes
+    assert counts.one_pass == modes.count("none") and h.pipeline.governor.reduced
+    costs.update({"two-scale": 0.066, "none": 0.04})  # estimated 0.067 s against 0.085 allowed
+    modes = frames(20, 12)
+    assert modes[-1] == "two-scale" and not h.pipeline.governor.reduced, modes
+    assert counts.processed + counts.first_frames + h.pipeline.dropped + counts.skipped == counts.received

@@ -16,7 +16,7 @@ class PendingFlow:
         self._engine = engine
         self._staged = staged
         self._clock = clock
-        self._outputs = outputs  # (flow_host, occlusion_host or None), or None for a first frame
+        self._outputs = outputs  # (flow_host, occlusion_host or None, cascade mode), or None for a first frame
         self._done = done
         self._previous_stamp = previous_stamp
         self._refinement = refinement  # (refiner, grey 1, grey 2) or None (lfn_ros.ops.refine)
@@ -28,7 +28,7 @@ class PendingFlow:
         with self._engine._oom_guard("download", self._staged.size):
             if self._done is not None:
                 self._done.synchronize()
-        flow, occlusion = self._outputs
+        flow, occlusion, cascade = self._outputs
         # Views, not copies: every frame gets freshly allocated output tensors (pinned ones come
         # from torch's caching host allocator), and a numpy view keeps its tensor alive, so no
         # later frame can write into a result that was handed out. The refinement makes a new array.
@@ -39,7 +39,8 @@ class PendingFlow:
             flow = refiner(flow, grey1, grey2)
             refine_ms = (time.perf_counter() - start) * 1000.0
         return FlowResult(flow=flow, occlusion=occlusion.numpy() if occlusion is not None else None,
-                          timings=self._timings(refine_ms), stamp=self._staged.stamp, previous_stamp=self._previous_stamp)
+                          timings=self._timings(refine_ms), stamp=self._staged.stamp, previous_stamp=self._previous_stamp,
+                          cascade=cascade)
 
     def _timings(self, refine_ms: float) -> dict:
         clock, events = self._clock, self._staged.events

@@ -178,8 +178,15 @@ class FlowEngine:
 
     @property
     def model_name(self) -> str:
+        return self.describe()
+
+    def describe(self, cascade: str | None = None) -> str:
+        """The model as the node reports it; ``cascade``: how a pair ran (FlowResult.cascade), which
+        for a two-scale engine may be one pass (the node's adaptive cascade)."""
         refined = ", variational refinement" if self.refiner is not None else ""
         cascaded = ", two-scale cascade" if self.cascade != "none" else ""
+        if cascaded and cascade == "none":
+            cascaded = ", one pass (adaptive cascade)"
         return (f"LiteFlowNet level {self.model.finest_level}, {self.backend.name} {self.precision}{cascaded}{refined}, "
                 f"occlusion {self.occlusion_method}, weights {self.card.get('name', '?')}")
 
@@ -303,13 +310,18 @@ class FlowEngine:
             return True
         return False
 
-    def run(self, staged: Staged) -> PendingFlow:
-        """Queue preprocessing, NetC and (when a previous frame exists) NetE for ``staged``."""
+    def run(self, staged: Staged, one_pass: bool = False) -> PendingFlow:
+        """Queue preprocessing, NetC and (when a previous frame exists) NetE for ``staged``.
+
+        one_pass: with the two-scale cascade, run this frame in one pass (the node's adaptive
+        cascade, lfn_ros.pipeline.CascadeGovernor). Its half-grid encoding is skipped, so the next
+        pair runs in one pass too. The result's ``cascade`` says which mode each pair ran in."""
         with self._lock, self._oom_guard("compute", staged.size):
             if self._starts_new_sequence(staged):
                 self._previous = None
             previous = self._previous
-            encoding, clock, outputs = self._compute(staged, previous.encoding if previous else None, self.occlusion)
+            encoding, clock, outputs = self._compute(staged, previous.encoding if previous else None, self.occlusion,
+                                                     one_pass)
             self._previous = FrameState(encoding, staged.stamp, staged.seconds, staged.size, staged.grey)
             if outputs is None:
                 return PendingFlow(self, staged, clock)
@@ -326,32 +338,42 @@ class FlowEngine:
     def _decoder_mode(self, occlusion: bool) -> str:
         return self.occlusion_method if occlusion else "none"
 
-    def _compute(self, staged: Staged, previous, occlusion: bool):
+    def _compute(self, staged: Staged, previous, occlusion: bool, one_pass: bool = False):
         """Encode ``staged`` and, given the previous frame's encoding, decode and postprocess.
-        Touches no engine state. Returns (encoding, clock, (flow (H, W, 2), occlusion (H, W) or None) on
-        the device, or None for a first frame)."""
+        Touches no engine state. Returns (encoding, clock, (flow (H, W, 2), occlusion (H, W) or None,
+        the cascade the pair ran: "two-scale" or "none") on the device, or None for a first frame).
+        one_pass: see :meth:`run`; a previous frame without a half-grid encoding also gives one pass."""
         clock = StageClock(self.device)
         grid = self._grid(staged.size)
         compute = self._compute_stream
+        cascaded = self.cascade != "none"  # the encodings are CascadeEncoding
+        two_scaled = cascaded and not one_pass  # this frame gets its half-grid encoding
         with torch.cuda.stream(compute) if compute is not None else contextlib.nullcontext(), torch.no_grad():
             if compute is not None:
                 compute.wait_event(staged.events["upload_end"])
                 staged.image.record_stream(compute)
             clock.mark("start", compute)
             normalised = self.model.preprocess(staged.image, grid)  # the one resize in
-            if self.cascade != "none":
+            if two_scaled:
                 coarse = self.model.preprocess(staged.image, two_scale.coarse_size(grid, self.model.grid_multiple))
             clock.mark("preprocessed", compute)
             current = self.backend.encode(normalised, staged.size)
-            if self.cascade != "none":
-                current = CascadeEncoding(current, self.backend.encode(coarse, staged.size), two_scale.luminance(staged.image))
+            if cascaded:
+                current = (CascadeEncoding(current, self.backend.encode(coarse, staged.size), two_scale.luminance(staged.image))
+                           if two_scaled else CascadeEncoding(current, None, None))
             clock.mark("features", compute)
             if previous is None:
                 return current, clock, None
-            if self.cascade != "none":
+            if two_scaled and previous.coarse is not None:
+                mode = "two-scale"
                 flow, checked, backward, logits = self._decode_two_scale(previous, current, staged.image, grid, occlusion)
             else:
-                forward, backward, logits = self.backend.decode(previous, current, self._decoder_mode(occlusion))
+                mode = "none"
+                if cascaded:
+                    previous, current_full = previous.full, current.full
+                else:
+                    current_full = current
+                forward, backward, logits = self.backend.decode(previous, current_full, self._decoder_mode(occlusion))
                 flow = checked = self.model.to_pixels(forward, staged.size, grid)  # the one resize out
                 backward = self.model.to_pixels(backward, staged.size, grid) if backward is not None else None
             clock.mark("decoded", compute)
@@ -362,7 +384,7 @@ class FlowEngine:
                 occ = occlusion_from_logits(logits, flow, self.head_threshold)[0, 0]
             flow = flow[0].permute(1, 2, 0).contiguous()
             clock.mark("postprocessed", compute)
-        return current, clock, (flow, occ)
+        return current, clock, (flow, occ, mode)
 
     def _decode_two_scale(self, previous: CascadeEncoding, current: CascadeEncoding, image: torch.Tensor, grid: tuple,
                           occlusion: bool):
@@ -394,12 +416,13 @@ class FlowEngine:
         return flow, checked, backward, logits
 
     def _download(self, outputs, clock: StageClock):
-        """Device results -> host tensors (pinned, on the download stream, on a GPU)."""
-        flow, occ = outputs
+        """Device results -> host tensors (pinned, on the download stream, on a GPU); the
+        cascade's mode passes through."""
+        flow, occ, mode = outputs
         download = self._download_stream
         if download is None:
             clock.mark("downloaded")
-            return (flow, occ), None
+            return (flow, occ, mode), None
         download.wait_stream(self._compute_stream)
         with torch.cuda.stream(download):
             hosts = []
@@ -414,7 +437,7 @@ class FlowEngine:
             clock.mark("downloaded", download)
             done = torch.cuda.Event()
             done.record(download)
-        return tuple(hosts), done
+        return (*hosts, mode), done
 
     def process(self, image: np.ndarray, stamp=None, seconds: float | None = None) -> FlowResult | None:
         """stage + run + wait for one frame: flow from the previous frame, or None for the first."""

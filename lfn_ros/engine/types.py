@@ -28,6 +28,8 @@ class FlowResult:
     occlusion: (H, W) bool, True where a pixel of the previous frame has no match, or None.
     timings: milliseconds per stage (see STAGES) plus "compute" (all stages).
     stamp, previous_stamp: the stamps given to :meth:`FlowEngine.stage` for the two frames.
+    cascade: how the pair ran: "two-scale" or "none" (one pass: the engine's cascade is off, or
+        the node's adaptive cascade ran this pair in one pass).
     """
 
     flow: np.ndarray
@@ -35,6 +37,7 @@ class FlowResult:
     timings: dict
     stamp: object = None
     previous_stamp: object = None
+    cascade: str = "none"
 
 
 @dataclass

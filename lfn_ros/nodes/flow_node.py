@@ -343,7 +343,7 @@ class FlowNode(Node):
         timing.frames_processed = processed
         timing.frames_dropped = self.pipeline.dropped
         timing.device = self.engine.device_name
-        timing.model = self.engine.model_name
+        timing.model = self.engine.describe(result.cascade)
         self._pub_timing.publish(timing)
 
     def _publish_diagnostics(self) -> None:
@@ -360,6 +360,10 @@ class FlowNode(Node):
         status = DiagnosticStatus(level=_LEVELS[health.level], name=f"{self.get_name()}: optical flow",
                                   message=health.message, hardware_id=engine.device_name)
         status.values = [KeyValue(key=k, value=v) for k, v in health.values.items()]
+        if engine.cascade != "none":  # the adaptive cascade (lfn_ros.governor): how many frames ran in one pass
+            governor = self.pipeline.governor
+            status.values += [KeyValue(key="cascade_now", value="one pass" if governor.reduced else "two-scale"),
+                              KeyValue(key="frames_one_pass", value=str(self.pipeline.counts.one_pass))]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._pub_diagnostics.publish(array)

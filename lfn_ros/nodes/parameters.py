@@ -65,6 +65,10 @@ PARAMETERS = (
           "pixel, that or the direct flow, whichever explains the images better (about twice the network's time; "
           "docs/benchmarks.md); 'none': one pass; 'auto': two-scale for lfn_ros's weights, none for the paper's "
           "published weights (they then run exactly as published) and for untrained ones.", choices=CASCADES),
+    Param("adaptive_cascade", True, "With the two-scale cascade: run one pass instead while the cascade's "
+          "steps are longer than the camera's period (more frames with flow and lower latency on a slow computer; "
+          "large motions then as with cascade 'none'), and return to it when it fits in 0.85 of the period. "
+          "False: every frame two-scale. 'flow/timing' names each frame's mode (docs/ros_api.md).", runtime=True),
     Param("refinement", "auto", "Last stage of the flow, on the host: 'variational' refines the "
           "network's flow at the input resolution (a few iterations of DIS's variational energy: sub-pixel precision "
           "and motion boundaries; mean EPE 1.39 -> 1.28 px on the evaluation data; on the host, about 7 ms at 320x240 and "

@@ -273,6 +273,18 @@ class Probe:
                 "hardware_id": status.hardware_id, "values": {kv.key: kv.value for kv in status.values},
                 "arrays": len(self.got["diagnostics"])}
 
+    def flood(self, seconds: float = 8.0, rate: float = 100.0) -> dict:
+        """A camera far faster than the engine (``rate`` Hz, not lock step) for ``seconds``: the
+        mode of every published frame (flow/timing's model), then the diagnostics."""
+        first = len(self.got["timing"])
+        start, sent = time.monotonic(), 0
+        while time.monotonic() - start < seconds:
+            self.image_pub.publish(self.image(self.frame(), "rgb8", 9000 + sent))
+            sent += 1
+            self.spin(1.0 / rate)
+        self.spin(3.0)
+        return {"sent": sent, "models": [m.model for m in self.got["timing"][first:]], "diagnostics": self.diagnostics()}
+
     def stale(self) -> dict:
         """Diagnostics go to ERROR when no flow was produced for stale_timeout seconds."""
         from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue

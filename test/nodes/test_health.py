@@ -95,7 +95,7 @@ def test_parameter_checks():
     runtime = {p.name for p in PARAMETERS if p.runtime}
     assert runtime == {"occlusion_alpha", "occlusion_beta", "publish_flow", "publish_occlusion", "publish_color",
                        "publish_points", "points_stride", "latency_budget_ms", "stale_timeout", "refinement",
-                       "stale_frame_age"}
+                       "stale_frame_age", "adaptive_cascade"}
     for param in PARAMETERS:
         assert param.description and BY_NAME[param.name] is param
 

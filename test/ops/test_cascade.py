@@ -147,6 +147,35 @@ def test_one_pass_is_the_engine_without_the_cascade(frames):
     assert not np.array_equal(two.infer(first, second).flow, reference)
 
 
+def test_a_two_scale_engine_runs_one_pass_on_request_and_returns_to_the_cascade(frames):
+    """The node's adaptive cascade (lfn_ros.governor): a frame run with one_pass gives exactly
+    the one-pass engine's flow, the next pair has no half-grid encoding to start from and runs in
+    one pass too, then the cascade comes back. Each result names its mode."""
+    from lfn_ros.engine import FlowEngine
+    from lfn_ros.model.liteflownet import LiteFlowNet
+
+    first, second = frames
+    model = LiteFlowNet(finest_level=3).eval()
+    options = dict(device="cpu", backend="torch", precision="fp32", model=model, refinement="none", occlusion_method="check")
+    single = FlowEngine(cascade="none", **options)
+    two = FlowEngine(cascade="two-scale", **options)
+    reference = single.infer(first, second)
+    cascaded = two.infer(first, second)
+    sequence = [first, second, first, second, first]
+    modes, flows = [], []
+    for i, (image, one_pass) in enumerate(zip(sequence, [False, True, False, False, False])):
+        result = two.run(two.stage(image, seconds=float(i)), one_pass=one_pass).wait()
+        modes.append(result.cascade if result is not None else None)
+        flows.append(result)
+    assert modes == [None, "none", "none", "two-scale", "two-scale"]
+    assert np.allclose(flows[1].flow, reference.flow, atol=1e-4)
+    assert np.array_equal(flows[1].occlusion, reference.occlusion)
+    assert np.allclose(flows[3].flow, cascaded.flow, atol=1e-4)
+    assert reference.cascade == "none" and cascaded.cascade == "two-scale"
+    assert two.describe("none") == two.model_name.replace("two-scale cascade", "one pass (adaptive cascade)")
+    assert "two-scale cascade" in two.describe("two-scale") and single.describe("none") == single.model_name
+
+
 def test_the_cascade_encodes_each_frame_at_two_scales_once_and_the_warped_frame_once(frames, monkeypatch):
     """Per frame: NetC at the full and the coarse grid (kept for the next pair); per pair, once
     more on the warped frame 2. Never a frame twice at one scale."""
