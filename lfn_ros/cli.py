@@ -29,8 +29,8 @@ from .precision import CHOICES as PRECISIONS
 from .resources import SEQUENCE_DIR
 
 #: Modules that contribute subcommands via ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES = ("lfn_ros.demo", "lfn_ros.evaluate", "lfn_ros.train.cli", "lfn_ros.train.occlusion", "lfn_ros.export",
-                      "lfn_ros.import_weights")
+SUBCOMMAND_MODULES = ("lfn_ros.demo", "lfn_ros.evaluate", "lfn_ros.train.cli", "lfn_ros.train.occlusion", "lfn_ros.train.soup",
+                      "lfn_ros.export", "lfn_ros.import_weights")
 
 
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
