@@ -61,7 +61,7 @@ def average_checkpoints(paths: list, out: Path) -> Path:
     card = dict(payloads[0].get("card", {}))
     card.update({
         "weights": f"uniform average of {len(paths)} checkpoints (lfn-ros average-weights)",
-        "averaged_from": [{"file": Path(path).name, "sha256": file_sha256(path),
+        "averaged_from": [{"file": str(path), "sha256": file_sha256(path),
                            "weights": p.get("card", {}).get("weights", "")} for path, p in zip(paths, payloads)],
     })
     return save_checkpoint(out, model, card=card, half=True)
