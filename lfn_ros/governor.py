@@ -49,7 +49,7 @@ class CascadeGovernor:
         self.turns = {"two-scale": deque(maxlen=self.WINDOW), "none": deque(maxlen=self.WINDOW)}
         self.reduced = False  # running in one pass
         self.ratio: float | None = None  # two-scale turn / one-pass turn, measured around the last switch down
-        self.switches = 0  # switches either way, for the node's diagnostics
+        self.switches = 0  # switches either way (the pipeline starts afresh after adaptive_cascade was off)
         self._dwell = 0  # one-pass turns since the last switch down
 
     def record(self, mode: str, seconds: float) -> None:

@@ -314,7 +314,7 @@ class FlowEngine:
         """Queue preprocessing, NetC and (when a previous frame exists) NetE for ``staged``.
 
         one_pass: with the two-scale cascade, run this frame in one pass (the node's adaptive
-        cascade, lfn_ros.pipeline.CascadeGovernor). Its half-grid encoding is skipped, so the next
+        cascade, lfn_ros.governor.CascadeGovernor). Its half-grid encoding is skipped, so the next
         pair runs in one pass too. The result's ``cascade`` says which mode each pair ran in."""
         with self._lock, self._oom_guard("compute", staged.size):
             if self._starts_new_sequence(staged):
