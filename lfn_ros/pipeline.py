@@ -198,14 +198,15 @@ class FlowPipeline:
         else:
             message, arrived = None, frame.arrived
         settings = dict(self._settings())  # once per turn: the node's reads rclpy's subscription counts
-        fresher = self._fresher(arrived, float(settings.get("stale_frame_age", 1.0)))
+        period = self.slot.period()  # once per turn too: the stale-frame rule and the governor share it
+        fresher = self._fresher(arrived, float(settings.get("stale_frame_age", 1.0)), period)
         if fresher is not None:
             message, arrived = fresher
         if message is not None:
             frame = self.prepare(message, arrived)
             if frame is None:
                 return None
-        one_pass = self._one_pass(settings)
+        one_pass = self._one_pass(settings, period)
         start = self.slot.now()
         self._published_mode = None
         ahead = self.process(frame, settings, one_pass)
@@ -215,18 +216,18 @@ class FlowPipeline:
             self.governor.record(self._published_mode, duration)
         return ahead
 
-    def _one_pass(self, settings: dict) -> bool:
+    def _one_pass(self, settings: dict, period: float | None) -> bool:
         """Whether this turn's frame runs in one pass (lfn_ros.governor): only a two-scale engine
         with ``adaptive_cascade`` on; switching it off starts the governor afresh."""
         if self.engine.cascade == "none":
             return False
         if not settings.get("adaptive_cascade", True):
-            if self.governor.switches or self.governor.reduced:
+            if self.governor.switches:
                 self.governor = CascadeGovernor()
             return False
-        return self.governor.one_pass(self.slot.period())
+        return self.governor.one_pass(period)
 
-    def _fresher(self, arrived: float | None, limit: float) -> tuple | None:
+    def _fresher(self, arrived: float | None, limit: float, period: float | None) -> tuple | None:
         """(message, arrived) of the next frame when the one about to run is stale, else None.
 
         When the engine is slower than the camera, the newest frame has waited, on average, half
@@ -237,8 +238,8 @@ class FlowPipeline:
         every frame gets its flow, and skipping one would lose it; a sender that is not a camera
         (one frame, then silence until its flow comes) never has a period shorter than a turn.
         The wait is bounded (half a period past when the frame is due, at most 0.25 s, so a
-        stop request is seen soon). ``stale_frame_age`` 1 (or more) never waits."""
-        period = self.slot.period()
+        stop request is seen soon). ``stale_frame_age`` 1 (or more) never waits. ``period``: the
+        camera's (:meth:`LatestSlot.period`)."""
         if arrived is None or period is None or limit >= 1.0 or len(self.turns) < 3:
             return None
         if sorted(self.turns)[len(self.turns) // 2] <= period:  # the engine keeps up with the camera

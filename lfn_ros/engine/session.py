@@ -369,11 +369,8 @@ class FlowEngine:
                 flow, checked, backward, logits = self._decode_two_scale(previous, current, staged.image, grid, occlusion)
             else:
                 mode = "none"
-                if cascaded:
-                    previous, current_full = previous.full, current.full
-                else:
-                    current_full = current
-                forward, backward, logits = self.backend.decode(previous, current_full, self._decoder_mode(occlusion))
+                pair = (previous.full, current.full) if cascaded else (previous, current)
+                forward, backward, logits = self.backend.decode(*pair, self._decoder_mode(occlusion))
                 flow = checked = self.model.to_pixels(forward, staged.size, grid)  # the one resize out
                 backward = self.model.to_pixels(backward, staged.size, grid) if backward is not None else None
             clock.mark("decoded", compute)
